@@ -1,0 +1,3 @@
+from dsiem_sql.cli import main
+
+main()

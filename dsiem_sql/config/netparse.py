@@ -1,0 +1,67 @@
+"""Strict address and port parsing with the error texts of the Rust reference (SPEC §3.4)."""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class ParseError(ValueError):
+    """A value that does not parse; the message is the user-facing detail."""
+
+
+@lru_cache(maxsize=65536)
+def parse_ip(text: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def parse_u16(text: str) -> int:
+    """Parse like Rust's `u16::from_str`, raising its messages."""
+    if text == "":
+        raise ParseError("cannot parse integer from empty string")
+    digits = text[1:] if text[0] == "+" else text
+    if not digits or not digits.isascii() or not digits.isdigit():
+        raise ParseError("invalid digit found in string")
+    value = int(digits)
+    if value > 65535:
+        raise ParseError("number too large to fit in target type")
+    return value
+
+
+def parse_cidr(text: str) -> IPNetwork:
+    """A strict CIDR (host bits zero) or a bare address, which becomes a host network."""
+    addr_text, slash, len_text = text.partition("/")
+    addr = parse_ip(addr_text)
+    if addr is None:
+        raise ParseError("couldn't parse address in network: invalid IP address syntax")
+    max_len = addr.max_prefixlen
+    if not slash:
+        return ipaddress.ip_network(f"{addr}/{max_len}")
+    try:
+        length = parse_u16(len_text)
+    except ParseError as exc:
+        raise ParseError(f"couldn't parse length in network: {exc}") from None
+    if length > max_len:
+        family = "Ipv4" if max_len == 32 else "Ipv6"
+        raise ParseError(
+            f"invalid length for network: Network length {length} is too long for "
+            f"{family} (maximum: {max_len})"
+        )
+    try:
+        return ipaddress.ip_network(f"{addr}/{length}", strict=True)
+    except ValueError:
+        raise ParseError("host part of address was not zero") from None
+
+
+@lru_cache(maxsize=4096)
+def try_parse_cidr(text: str) -> IPNetwork | None:
+    try:
+        return parse_cidr(text)
+    except ParseError:
+        return None

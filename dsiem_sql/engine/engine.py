@@ -1,0 +1,331 @@
+"""The correlation engine: pure, synchronous, deterministic (SPEC §5–§6).
+
+The engine does no I/O. It reads the time from an injected clock, and every call returns the
+`Changes` it made, which the shell persists and writes out.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import count
+from typing import Literal
+
+from dsiem_sql.config.loader import Config
+from dsiem_sql.engine.alarm import render_alarm, resolve_references
+from dsiem_sql.engine.event import Event
+from dsiem_sql.engine.index import DirectiveIndex
+from dsiem_sql.engine.rules import STICKY_VALUE, FirstEvent, Rule
+from dsiem_sql.engine.state import (
+    EXPIRED,
+    FINISHED,
+    LIVE,
+    Backlog,
+    Changes,
+    Directive,
+    EventLink,
+    Stage,
+)
+
+log = logging.getLogger(__name__)
+
+ADDRESS_KEYWORDS = ("ANY", "HOME_NET", "!HOME_NET")
+_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+
+
+def new_alarm_id() -> str:
+    """A random 9-character nanoid, as the reference implementations use."""
+    return "".join(_ID_ALPHABET[b & 63] for b in secrets.token_bytes(9))
+
+
+def wall_clock() -> int:
+    return int(time.time())
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    reference_mode: Literal["value", "rule"] = "value"
+    min_alarm_lifetime: int = 0  # minutes
+    status: str = "Open"
+    tag: str = "Identified Threat"
+    med_risk_min: int = 3
+    med_risk_max: int = 6
+    match_protocol: bool = False
+    taxonomy_custom_data: bool = False
+
+
+@dataclass
+class Stats:
+    events: int = 0
+    whitelisted: int = 0
+    matched: int = 0
+    backlogs_opened: int = 0
+    alarms: int = 0
+    alarm_lines: int = 0
+    expired: int = 0
+    finished: int = 0
+
+
+def risk_class(risk: int, med_min: int, med_max: int) -> str:
+    if risk < med_min:
+        return "Low"
+    return "Medium" if risk <= med_max else "High"
+
+
+class Engine:
+    def __init__(
+        self,
+        config: Config,
+        options: EngineOptions | None = None,
+        clock: Callable[[], int] = wall_clock,
+        new_id: Callable[[], str] = new_alarm_id,
+    ):
+        self.assets = config.assets
+        self.options = options or EngineOptions()
+        self.clock = clock
+        self.new_id = new_id
+        self.directives = [Directive.from_config(d, i) for i, d in enumerate(config.directives)]
+        self.index = DirectiveIndex(self.directives)
+        self.backlogs: dict[str, Backlog] = {}
+        self.stats = Stats()
+        self._deadlines: list[tuple[int, int, Backlog]] = []
+        self._seq = count()
+        self._match_args = (self.options.match_protocol, self.options.taxonomy_custom_data)
+
+    # -- entry points ---------------------------------------------------------------------
+
+    def process(self, e: Event) -> Changes:
+        """Correlate one valid event against every directive that can match it."""
+        changes = Changes()
+        self.stats.events += 1
+        if self.assets.is_whitelisted(e.src_ip):
+            self.stats.whitelisted += 1
+            log.debug("src_ip %s is whitelisted, skipping event", e.src_ip)
+            return changes
+        matched = False
+        for d in self.index.lookup(e):
+            matched = self._dispatch(d, e, changes) or matched
+        if matched:
+            self.stats.matched += 1
+        return changes
+
+    def expire(self) -> Changes:
+        """End every backlog whose current stage timed out by now (SPEC §5.7)."""
+        changes = Changes()
+        limit = self._expiry_limit()
+        heap = self._deadlines
+        while heap and heap[0][0] < limit:
+            deadline, _, b = heapq.heappop(heap)
+            if b.state == LIVE and b.deadline == deadline:
+                self._expire(b, changes)
+        return changes
+
+    def live_backlogs(self) -> list[Backlog]:
+        return [b for d in self.directives for b in d.backlogs]
+
+    # -- per directive --------------------------------------------------------------------
+
+    def _dispatch(self, d: Directive, e: Event, ch: Changes) -> bool:
+        consumed = False
+        for b in list(d.backlogs):
+            consumed = self._offer(b, e, ch) or consumed
+        if consumed:
+            return True
+        for b in d.backlogs:
+            if e.event_id in b.event_ids:
+                log.debug("skipping backlog creation for event %s, it's used in %s", e.event_id, b.id)
+                return False
+        if not d.rules[0].matches(e, self.assets, *self._match_args):
+            return False
+        self._open(d, e, ch)
+        return True
+
+    def _offer(self, b: Backlog, e: Event, ch: Changes) -> bool:
+        """Offer `e` to backlog `b`; True when the backlog consumes it ([G] semantics)."""
+        cur = b.current
+        if not cur.rule.matches(e, self.assets, *self._match_args):
+            if b.directive.config.all_rules_always_active:
+                for stage in b.stages[: b.current_stage - 1]:
+                    if stage.rule.matches(e, self.assets, *self._match_args):
+                        self._record_sticky(stage, e)
+                        self._append(b, stage, e, ch)
+                        self._update_alarm(b, ch)
+                        return True
+            return False
+        if cur.rule.sticky_different:
+            if STICKY_VALUE[cur.rule.sticky_different](e) in cur.sticky:
+                return True
+        if e.ts < b.previous_end:
+            log.warning("discarded out of order event %s in backlog %s", e.event_id, b.id)
+            return True
+        self._record_sticky(cur, e)
+        self._accept(b, cur, e, ch)
+        return True
+
+    # -- backlog lifecycle ----------------------------------------------------------------
+
+    def _open(self, d: Directive, e: Event, ch: Changes) -> Backlog:
+        rules = list(d.rules)
+        if d.config.all_rules_always_active:
+            rules[0] = _pin_addresses(rules[0], e)
+        if self.options.reference_mode == "rule":
+            rules = _resolve_chained(rules, e)
+        stages = [Stage(r, resolved=self.options.reference_mode == "rule") for r in rules]
+        stages[0].resolved = True
+        stages[0].start_time = e.ts
+        b = Backlog(
+            id=self.new_id(),
+            directive=d,
+            title=self._title(d.config.name, e),
+            status=self.options.status,
+            tag=self.options.tag,
+            stages=stages,
+        )
+        d.backlogs.append(b)
+        self.backlogs[b.id] = b
+        self.stats.backlogs_opened += 1
+        log.info("new backlog created: directive %d backlog %s", d.id, b.id)
+        self._record_sticky(stages[0], e)
+        self._accept(b, stages[0], e, ch)
+        if b.state == LIVE and b.deadline < self._expiry_limit():
+            self._expire(b, ch)
+        return b
+
+    def _accept(self, b: Backlog, cur: Stage, e: Event, ch: Changes) -> None:
+        """Count `e` in the current stage and finish the stage when it is complete."""
+        self._append(b, cur, e, ch)
+        if cur.first_event is None:
+            cur.first_event = FirstEvent.of(e)
+        if len(cur.event_ids) < cur.rule.occurrence:
+            return
+        cur.status = "finished"
+        cur.end_time = e.ts
+        self._update_risk(b, cur.rule.reliability)
+        if b.current_stage == b.highest_stage:
+            self._update_alarm(b, ch)
+            self._close(b, FINISHED, ch)
+            self.stats.finished += 1
+            log.info("reached max stage and occurrence, deleting backlog %s", b.id)
+            return
+        b.current_stage += 1
+        nxt = b.current
+        nxt.start_time = e.ts
+        if not nxt.resolved:
+            nxt.rule = resolve_references(nxt.rule, b.stages)
+            nxt.resolved = True
+        heapq.heappush(self._deadlines, (b.deadline, next(self._seq), b))
+        log.info("stage increased to %d in backlog %s", b.current_stage, b.id)
+        self._update_alarm(b, ch)
+
+    def _append(self, b: Backlog, stage: Stage, e: Event, ch: Changes) -> None:
+        stage.event_ids[e.event_id] = None
+        b.event_ids.add(e.event_id)
+        _add_ip(b.src_ips, e.src_ip)
+        _add_ip(b.dst_ips, e.dst_ip)
+        for label, content in (
+            (e.custom_label1, e.custom_data1),
+            (e.custom_label2, e.custom_data2),
+            (e.custom_label3, e.custom_data3),
+        ):
+            if content:
+                b.custom_data[(label, content)] = None
+        if e.src_port:
+            b.last_srcport = e.src_port
+        if e.dst_port:
+            b.last_dstport = e.dst_port
+        b.update_time = self.clock()
+        ch.links.append(EventLink(b.id, stage.number, e.event_id))
+        ch.touch(b)
+
+    def _record_sticky(self, stage: Stage, e: Event) -> None:
+        if stage.rule.sticky_different:
+            stage.sticky[STICKY_VALUE[stage.rule.sticky_different](e)] = None
+
+    def _update_risk(self, b: Backlog, reliability: int) -> None:
+        value = max((self.assets.value(ip) for ip in b.ips()), default=0)
+        risk = b.directive.config.priority * reliability * value // 25
+        if risk != b.risk:
+            log.info("risk changed from %d to %d in backlog %s", b.risk, risk, b.id)
+            b.risk = risk
+            b.risk_class = risk_class(risk, self.options.med_risk_min, self.options.med_risk_max)
+
+    def _update_alarm(self, b: Backlog, ch: Changes) -> None:
+        """Write an alarm line when the risk is at least 1 (SPEC §6.4)."""
+        if b.risk == 0:
+            return
+        if b.created_time == 0:
+            b.created_time = b.update_time
+            self.stats.alarms += 1
+        for ip in b.ips():
+            for net in self.assets.networks(ip):
+                b.networks[net] = None
+        self.stats.alarm_lines += 1
+        ch.alarms.append(render_alarm(b))
+        ch.touch(b)
+
+    def _expire(self, b: Backlog, ch: Changes) -> None:
+        b.current.status = "timeout"
+        self._update_alarm(b, ch)
+        self._close(b, EXPIRED, ch)
+        self.stats.expired += 1
+        log.info("backlog expired, setting last stage status to timeout and deleting it: %s", b.id)
+
+    def _close(self, b: Backlog, state: str, ch: Changes) -> None:
+        b.state = state
+        b.directive.backlogs.remove(b)
+        del self.backlogs[b.id]
+        ch.touch(b)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _expiry_limit(self) -> int:
+        return self.clock() - self.options.min_alarm_lifetime * 60
+
+    def _title(self, name: str, e: Event) -> str:
+        """Substitute SRC_IP / DST_IP with the host asset name or the address (§13 row 14)."""
+        if "SRC_IP" in name:
+            name = name.replace("SRC_IP", self.assets.name(e.src_ip) or e.src_ip)
+        if "DST_IP" in name:
+            name = name.replace("DST_IP", self.assets.name(e.dst_ip) or e.dst_ip)
+        return name
+
+
+def _add_ip(ips: dict[str, None], ip: str) -> None:
+    if ip in ips:
+        return
+    if ip == "0.0.0.0" and ips:
+        return
+    ips[ip] = None
+    if len(ips) > 1 and "0.0.0.0" in ips:
+        del ips["0.0.0.0"]
+
+
+def _pin_addresses(rule: Rule, e: Event) -> Rule:
+    """`all_rules_always_active`: stage 1 then only matches the creating event's addresses."""
+    changes = {}
+    if rule.from_ in ADDRESS_KEYWORDS:
+        changes["from_"] = e.src_ip
+    if rule.to in ADDRESS_KEYWORDS:
+        changes["to"] = e.dst_ip
+    return rule.replace(**changes)
+
+
+def _resolve_chained(rules: list[Rule], e: Event) -> list[Rule]:
+    """`--reference-mode rule`: the Go Dsiem resolution at backlog creation (SPEC §4.9.2).
+
+    In array order, `:N` copies the already resolved text of rule N, or the creating event's
+    value when that text is a keyword (ANY, HOME_NET, !HOME_NET for addresses, ANY otherwise).
+    """
+    resolved: list[Rule] = [rules[0]]
+    for rule in rules[1:]:
+        changes = {}
+        for attr, n in rule.references:
+            text = getattr(resolved[n - 1], attr)
+            keywords = ADDRESS_KEYWORDS if attr in ("from_", "to") else ("ANY",)
+            changes[attr] = FirstEvent.of(e).text(attr) if text in keywords else text
+        resolved.append(rule.replace(**changes))
+    return resolved

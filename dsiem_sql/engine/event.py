@@ -1,0 +1,120 @@
+"""Normalized events (SPEC §2): decoding and validity.
+
+Decoding is strict (a port given as a string drops the event) except that JSON `null` means
+"absent". Addresses are kept as canonical text. The validity rule is [R]'s (§13 row 1).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cached_property
+import json
+from typing import Annotated
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
+
+from dsiem_sql.config.netparse import parse_ip
+
+U16 = Annotated[int, Field(ge=0, le=65535)]
+U64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
+
+
+def _canonical_ip(text: str) -> str:
+    ip = parse_ip(text)
+    if ip is None:
+        raise ValueError(f"{text!r} is not a valid IP address")
+    return str(ip)
+
+
+IPText = Annotated[str, AfterValidator(_canonical_ip)]
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    event_id: str
+    timestamp: AwareDatetime
+    title: str = ""
+    sensor: str = ""
+    src_ip: IPText
+    dst_ip: IPText
+    src_port: U16 = 0
+    dst_port: U16 = 0
+    protocol: str = ""
+    plugin_id: U64 = 0
+    plugin_sid: U64 = 0
+    product: str = ""
+    category: str = ""
+    subcategory: str = ""
+    custom_label1: str = ""
+    custom_label2: str = ""
+    custom_label3: str = ""
+    custom_data1: str = ""
+    custom_data2: str = ""
+    custom_data3: str = ""
+    conn_id: U64 = 0
+    rcvd_time: int = 0
+
+    @cached_property
+    def ts(self) -> int:
+        """Event time in whole epoch seconds."""
+        return math.floor(self.timestamp.timestamp())
+
+    def validity_error(self) -> str | None:
+        """Why the event is not valid, or None."""
+        for name in ("event_id", "title", "sensor"):
+            if getattr(self, name) == "":
+                return f"{name} is empty"
+        if (self.plugin_id and self.plugin_sid) or (self.product and self.category):
+            return None
+        return "needs plugin_id and plugin_sid, or product and category"
+
+
+_EVENT = TypeAdapter(Event)
+
+
+class InvalidEvent(ValueError):
+    """An event that cannot be used; the message says why."""
+
+
+def _drop_nulls(data: str | bytes) -> str | None:
+    """The event with its `null` values removed (null means absent), or None if it has none."""
+    if (b"null" if isinstance(data, bytes) else "null") not in data:
+        return None
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict) or None not in obj.values():
+        return None
+    return json.dumps({k: v for k, v in obj.items() if v is not None})
+
+
+def decode_event(data: str | bytes) -> Event:
+    """Decode and validate one event, raising `InvalidEvent` with the reason."""
+    try:
+        try:
+            event = _EVENT.validate_json(data)
+        except ValidationError:
+            without_nulls = _drop_nulls(data)
+            if without_nulls is None:
+                raise
+            event = _EVENT.validate_json(without_nulls)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "json_invalid":
+            raise InvalidEvent(f"cannot parse event: {err['msg']}") from None
+        raise InvalidEvent(f"cannot parse event: {where}: {err['msg']}") from None
+    reason = event.validity_error()
+    if reason is not None:
+        raise InvalidEvent(f"event {event.event_id} is not valid: {reason}")
+    return event

@@ -1,0 +1,117 @@
+"""Rule conditions (SPEC §4.3–§4.7), compiled once per distinct rule text.
+
+A compiled condition is `None` when it always passes, else a function of the event value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+
+from dsiem_sql.config.assets import Assets
+from dsiem_sql.config.netparse import parse_ip, try_parse_cidr
+
+AddressCond = Callable[[str, Assets], bool]
+TextCond = Callable[[str], bool]
+
+
+def address_in_list(ip_text: str, items: tuple[tuple[bool, object], ...]) -> bool:
+    """The CSV address list algorithm: the first item containing the address decides."""
+    ip = parse_ip(ip_text)
+    result = False
+    for negated, net in items:
+        hit = ip is not None and ip in net  # type: ignore[operator]
+        if hit:
+            return not negated
+        if negated:
+            result = True
+    return result
+
+
+def term_in_list(term: str, value: str) -> bool:
+    """The CSV term algorithm (ports, comma custom data): the first equal item decides."""
+    result = False
+    for raw in value.split(","):
+        item = raw.strip()
+        negated = item.startswith("!")
+        if negated:
+            item = item.replace("!", "")
+        if item == term:
+            return not negated
+        if negated:
+            result = True
+    return result
+
+
+def _address_items(value: str) -> tuple[tuple[bool, object], ...]:
+    items = []
+    for raw in value.split(","):
+        item = raw.strip()
+        negated = item.startswith("!")
+        if negated:
+            item = item.replace("!", "")
+        # A bare address gets /32 or /128 from its own family (§13 row 8).
+        net = try_parse_cidr(item)
+        if net is not None:
+            items.append((negated, net))
+    return tuple(items)
+
+
+@lru_cache(maxsize=8192)
+def compile_address(value: str) -> AddressCond | None:
+    if value == "ANY":
+        return None
+    if value == "HOME_NET":
+        return lambda ip, assets: assets.in_home_net(ip)
+    if value == "!HOME_NET":
+        return lambda ip, assets: not assets.in_home_net(ip)
+    host = parse_ip(value)
+    if host is not None:
+        text = str(host)
+        return lambda ip, assets: ip == text
+    items = _address_items(value)
+    return lambda ip, assets: address_in_list(ip, items)
+
+
+def _term_table(value: str) -> tuple[dict[str, bool], bool]:
+    """Precompute the term algorithm: the decision of each item's first occurrence, and
+    the result when no item equals the term."""
+    decisions: dict[str, bool] = {}
+    default = False
+    for raw in value.split(","):
+        item = raw.strip()
+        negated = item.startswith("!")
+        if negated:
+            item = item.replace("!", "")
+            default = True
+        decisions.setdefault(item, not negated)
+    return decisions, default
+
+
+@lru_cache(maxsize=8192)
+def compile_terms(value: str) -> TextCond | None:
+    """Port condition on the decimal text of the port."""
+    if value == "ANY":
+        return None
+    decisions, default = _term_table(value)
+    return lambda term: decisions.get(term, default)
+
+
+@lru_cache(maxsize=8192)
+def compile_custom_data(value: str) -> TextCond | None:
+    if value in ("", "ANY"):
+        return None
+    if "," in value:
+        return compile_terms(value)
+    if value.startswith("!"):
+        negated = value[1:].lower()
+        return lambda text: text.lower() != negated
+    wanted = value.lower()
+    return lambda text: text.lower() == wanted
+
+
+@lru_cache(maxsize=1024)
+def compile_protocol(value: str) -> TextCond | None:
+    if value in ("", "ANY"):
+        return None
+    return lambda text: text == value

@@ -1,0 +1,202 @@
+"""Rules compiled for matching (SPEC §4.2), and the values references point at (§4.9)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Any, NamedTuple
+
+from dsiem_sql.config.assets import Assets
+from dsiem_sql.config.models import RuleConfig
+from dsiem_sql.config.validate import REFERENCE_LIKE
+from dsiem_sql.engine.event import Event
+from dsiem_sql.engine.matching import (
+    AddressCond,
+    TextCond,
+    compile_address,
+    compile_custom_data,
+    compile_protocol,
+    compile_terms,
+)
+
+# rule attribute -> the event field its reference `:N` stands for
+REFERENCE_TARGETS = {
+    "from_": "src_ip",
+    "to": "dst_ip",
+    "port_from": "src_port",
+    "port_to": "dst_port",
+    "protocol": "protocol",
+    "custom_data1": "custom_data1",
+    "custom_data2": "custom_data2",
+    "custom_data3": "custom_data3",
+}
+
+STICKY_VALUE = {
+    "PLUGIN_SID": attrgetter("plugin_sid"),
+    "SRC_IP": attrgetter("src_ip"),
+    "DST_IP": attrgetter("dst_ip"),
+    "SRC_PORT": attrgetter("src_port"),
+    "DST_PORT": attrgetter("dst_port"),
+    "CUSTOM_DATA1": attrgetter("custom_data1"),
+    "CUSTOM_DATA2": attrgetter("custom_data2"),
+    "CUSTOM_DATA3": attrgetter("custom_data3"),
+}
+
+
+class FirstEvent(NamedTuple):
+    """The fields of a stage's first accepted event that references can point at."""
+
+    src_ip: str
+    dst_ip: str
+    src_port: int
+    dst_port: int
+    protocol: str
+    custom_data1: str
+    custom_data2: str
+    custom_data3: str
+
+    @classmethod
+    def of(cls, e: Event) -> FirstEvent:
+        return cls(
+            e.src_ip,
+            e.dst_ip,
+            e.src_port,
+            e.dst_port,
+            e.protocol,
+            e.custom_data1,
+            e.custom_data2,
+            e.custom_data3,
+        )
+
+    def text(self, rule_attr: str) -> str:
+        return str(getattr(self, REFERENCE_TARGETS[rule_attr]))
+
+
+def reference_of(rule_attr: str, value: str) -> int | None:
+    """The stage number a field refers to, or None when it holds a literal."""
+    if rule_attr in ("from_", "to", "port_from", "port_to"):
+        return int(value[1:]) if value.startswith(":") else None
+    return int(value[1:]) if REFERENCE_LIKE.match(value) else None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Rule:
+    name: str
+    stage: int
+    type: str
+    occurrence: int
+    from_: str
+    to: str
+    port_from: str
+    port_to: str
+    protocol: str
+    reliability: int
+    timeout: int
+    plugin_id: int = 0
+    plugin_sid: tuple[int, ...] = ()
+    product: tuple[str, ...] = ()
+    category: str = ""
+    subcategory: tuple[str, ...] = ()
+    sticky_different: str = ""
+    custom_data1: str = ""
+    custom_data2: str = ""
+    custom_data3: str = ""
+    custom_label1: str = ""
+    custom_label2: str = ""
+    custom_label3: str = ""
+
+    is_plugin: bool = field(init=False, repr=False)
+    sids: frozenset[int] = field(init=False, repr=False)
+    from_cond: AddressCond | None = field(init=False, repr=False)
+    to_cond: AddressCond | None = field(init=False, repr=False)
+    port_from_cond: TextCond | None = field(init=False, repr=False)
+    port_to_cond: TextCond | None = field(init=False, repr=False)
+    protocol_cond: TextCond | None = field(init=False, repr=False)
+    custom_conds: tuple[tuple[str, TextCond], ...] = field(init=False, repr=False)
+    references: tuple[tuple[str, int], ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        put = object.__setattr__
+        put(self, "is_plugin", self.type == "PluginRule")
+        put(self, "sids", frozenset(self.plugin_sid))
+        put(self, "from_cond", compile_address(self.from_))
+        put(self, "to_cond", compile_address(self.to))
+        put(self, "port_from_cond", compile_terms(self.port_from))
+        put(self, "port_to_cond", compile_terms(self.port_to))
+        put(self, "protocol_cond", compile_protocol(self.protocol))
+        conds = []
+        for n in ("custom_data1", "custom_data2", "custom_data3"):
+            cond = compile_custom_data(getattr(self, n))
+            if cond is not None:
+                conds.append((n, cond))
+        put(self, "custom_conds", tuple(conds))
+        refs = []
+        for attr in REFERENCE_TARGETS:
+            n = reference_of(attr, getattr(self, attr))
+            if n is not None:
+                refs.append((attr, n))
+        put(self, "references", tuple(refs))
+
+    @classmethod
+    def from_config(cls, c: RuleConfig) -> Rule:
+        return cls(
+            name=c.name,
+            stage=c.stage,
+            type=c.type,
+            occurrence=c.occurrence,
+            from_=c.from_,
+            to=c.to,
+            port_from=c.port_from,
+            port_to=c.port_to,
+            protocol=c.protocol,
+            reliability=c.reliability,
+            timeout=c.timeout,
+            plugin_id=c.plugin_id,
+            plugin_sid=tuple(c.plugin_sid),
+            product=tuple(c.product),
+            category=c.category,
+            subcategory=tuple(c.subcategory),
+            sticky_different=c.sticky_different,
+            custom_data1=c.custom_data1,
+            custom_data2=c.custom_data2,
+            custom_data3=c.custom_data3,
+            custom_label1=c.custom_label1,
+            custom_label2=c.custom_label2,
+            custom_label3=c.custom_label3,
+        )
+
+    def replace(self, **changes: Any) -> Rule:
+        return dataclasses.replace(self, **changes) if changes else self
+
+    def matches(
+        self,
+        e: Event,
+        assets: Assets,
+        match_protocol: bool = False,
+        taxonomy_custom_data: bool = False,
+    ) -> bool:
+        if self.is_plugin:
+            if e.plugin_id != self.plugin_id or e.plugin_sid not in self.sids:
+                return False
+        else:
+            if e.category != self.category or e.product not in self.product:
+                return False
+            sub = self.subcategory
+            if sub and e.subcategory not in sub and "ANY" not in sub:
+                return False
+        if match_protocol and self.protocol_cond and not self.protocol_cond(e.protocol):
+            return False
+        if self.from_cond and not self.from_cond(e.src_ip, assets):
+            return False
+        if self.to_cond and not self.to_cond(e.dst_ip, assets):
+            return False
+        if self.port_from_cond and not self.port_from_cond(str(e.src_port)):
+            return False
+        if self.port_to_cond and not self.port_to_cond(str(e.dst_port)):
+            return False
+        if self.custom_conds and (self.is_plugin or taxonomy_custom_data):
+            for attr, cond in self.custom_conds:
+                if not cond(getattr(e, attr)):
+                    return False
+        return True

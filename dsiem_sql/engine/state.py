@@ -1,0 +1,131 @@
+"""Backlog state (SPEC §5.1) and the state changes the engine reports to its shell."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import chain
+from typing import Any, NamedTuple
+
+from dsiem_sql.config.models import DirectiveConfig
+from dsiem_sql.engine.rules import FirstEvent, Rule
+
+LIVE, FINISHED, EXPIRED = "live", "finished", "expired"
+
+
+@dataclass(eq=False)
+class Directive:
+    """A loaded directive: its compiled template rules and its live backlogs."""
+
+    config: DirectiveConfig
+    rules: tuple[Rule, ...]
+    position: int
+    backlogs: list[Backlog] = field(default_factory=list)
+
+    @classmethod
+    def from_config(cls, config: DirectiveConfig, position: int) -> Directive:
+        return cls(config, tuple(Rule.from_config(r) for r in config.rules), position)
+
+    @property
+    def id(self) -> int:
+        return self.config.id
+
+
+@dataclass(eq=False, slots=True)
+class Stage:
+    """A backlog's copy of one rule with its runtime state.
+
+    `rule` is the directive's rule until the stage opens; from then on it is the effective
+    rule, with references replaced by the values they point at.
+    """
+
+    rule: Rule
+    resolved: bool = False
+    event_ids: dict[str, None] = field(default_factory=dict)
+    sticky: dict[Any, None] = field(default_factory=dict)
+    start_time: int = 0
+    end_time: int = 0
+    status: str = ""
+    first_event: FirstEvent | None = None
+
+    @property
+    def number(self) -> int:
+        return self.rule.stage
+
+
+@dataclass(eq=False, slots=True)
+class Backlog:
+    id: str
+    directive: Directive
+    title: str
+    status: str
+    tag: str
+    stages: list[Stage]
+    current_stage: int = 1
+    risk: int = 0
+    risk_class: str = ""
+    src_ips: dict[str, None] = field(default_factory=dict)
+    dst_ips: dict[str, None] = field(default_factory=dict)
+    networks: dict[str, None] = field(default_factory=dict)
+    custom_data: dict[tuple[str, str], None] = field(default_factory=dict)
+    intel_hits: dict[tuple[str, str, str], None] = field(default_factory=dict)
+    vulnerabilities: dict[tuple[str, str, str], None] = field(default_factory=dict)
+    created_time: int = 0
+    update_time: int = 0
+    last_srcport: int = 0
+    last_dstport: int = 0
+    state: str = LIVE
+    event_ids: set[str] = field(default_factory=set)
+
+    @property
+    def current(self) -> Stage:
+        return self.stages[self.current_stage - 1]
+
+    @property
+    def highest_stage(self) -> int:
+        return len(self.stages)
+
+    @property
+    def deadline(self) -> int:
+        """Event time after which the current stage has timed out (SPEC §5.7)."""
+        cur = self.current
+        return cur.start_time + cur.rule.timeout
+
+    @property
+    def previous_end(self) -> int:
+        """Latest end time of the stages before the current one (SPEC §5.6)."""
+        return max((s.end_time for s in self.stages[: self.current_stage - 1]), default=0)
+
+    def ips(self) -> chain[str]:
+        return chain(self.src_ips, self.dst_ips)
+
+
+class EventLink(NamedTuple):
+    """One `siem_alarm_events.json` record: an event counted in a backlog stage."""
+
+    alarm_id: str
+    stage: int
+    event_id: str
+
+
+@dataclass(slots=True)
+class Changes:
+    """What processing an event (or an expiry sweep) changed.
+
+    `backlogs` holds every backlog that was opened, changed or ended, in its state after the
+    change; `links` and `alarms` are the output records, in the order they were produced.
+    """
+
+    backlogs: dict[str, Backlog] = field(default_factory=dict)
+    links: list[EventLink] = field(default_factory=list)
+    alarms: list[str] = field(default_factory=list)
+
+    def touch(self, backlog: Backlog) -> None:
+        self.backlogs[backlog.id] = backlog
+
+    def extend(self, other: Changes) -> None:
+        self.backlogs.update(other.backlogs)
+        self.links.extend(other.links)
+        self.alarms.extend(other.alarms)
+
+    def __bool__(self) -> bool:
+        return bool(self.backlogs or self.links or self.alarms)
