@@ -7,11 +7,13 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from dsiem_sql.engine import Engine, InvalidEvent, decode_event
+from dsiem_sql.engine import Changes, Engine, InvalidEvent, decode_event
 from dsiem_sql.engine.engine import wall_clock
 from dsiem_sql.output import OutputFiles
 
 log = logging.getLogger(__name__)
+
+BATCH_LINKS = 1000  # output records are written in batches of about this many
 
 
 class EventClock:
@@ -58,6 +60,7 @@ def replay(
     once more at the wall-clock time at the end when `final_sweep` is set."""
     summary = ReplaySummary()
     started = time.perf_counter()
+    batch = Changes()
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -69,11 +72,15 @@ def replay(
             log.warning("line %d: %s, skipping it", lineno, exc)
             continue
         if clock.advance(event.ts):
-            out.write(engine.expire())
-        out.write(engine.process(event))
+            engine.expire(into=batch)
+        engine.process(event, into=batch)
+        if len(batch.links) >= BATCH_LINKS:
+            out.write(batch)
+            batch = Changes()
     if final_sweep:
         clock.advance(wall_clock())
-        out.write(engine.expire())
+        engine.expire(into=batch)
+    out.write(batch)
     out.flush()
     summary.seconds = time.perf_counter() - started
     stats = engine.stats

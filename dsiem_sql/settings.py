@@ -26,15 +26,17 @@ class EngineSettings(BaseSettings):
     min_alarm_lifetime: int = Field(
         0, ge=0, le=65535, validation_alias=_env("min_alarm_lifetime", "DSIEM_MINALARMLIFETIME")
     )
-    status: str = Field(
-        "Open,In-Progress,Closed", validation_alias=_env("status", "DSIEM_STATUS")
-    )
+    status: str = Field("Open,In-Progress,Closed", validation_alias=_env("status", "DSIEM_STATUS"))
     tags: str = Field(
         "Identified Threat,False Positive,Valid Threat,Security Incident",
         validation_alias=_env("tags", "DSIEM_TAGS"),
     )
-    med_risk_min: int = Field(3, ge=0, le=255, validation_alias=_env("med_risk_min", "DSIEM_MEDRISKMIN"))
-    med_risk_max: int = Field(6, ge=0, le=255, validation_alias=_env("med_risk_max", "DSIEM_MEDRISKMAX"))
+    med_risk_min: int = Field(
+        3, ge=0, le=255, validation_alias=_env("med_risk_min", "DSIEM_MEDRISKMIN")
+    )
+    med_risk_max: int = Field(
+        6, ge=0, le=255, validation_alias=_env("med_risk_max", "DSIEM_MEDRISKMAX")
+    )
     match_protocol: bool = Field(
         False, validation_alias=_env("match_protocol", "DSIEM_MATCH_PROTOCOL")
     )

@@ -62,9 +62,12 @@ def _where(loc: tuple, raw: Any) -> str:
     parts: list[str] = []
     node = raw
     path = ""
+    listed = len(loc) > 1 and loc[0] in ("directives", "assets", "intel_sources", "vuln_sources")
     for i, key in enumerate(loc):
         node = node[key] if _has(node, key) else None
-        if i == 1 and loc[0] in ("directives", "assets", "intel_sources", "vuln_sources"):
+        if listed and i == 0:
+            continue  # the item name below already says which list it is in
+        if listed and i == 1:
             parts.append(_item_name(loc[0], key, node))
             continue
         path += f"[{key}]" if isinstance(key, int) else (f".{key}" if path else key)

@@ -86,7 +86,9 @@ def load_config(directory: Path | str) -> Config:
     files: list[FileSummary] = []
     assets = _load_assets(directory, files)
     directives = _load_directives(directory, files)
-    intel = _load_sources(directory, "intel_*.json", IntelFile, "intel_sources", INTEL_PLUGINS, files)
+    intel = _load_sources(
+        directory, "intel_*.json", IntelFile, "intel_sources", INTEL_PLUGINS, files
+    )
     vuln = _load_sources(directory, "vuln_*.json", VulnFile, "vuln_sources", VULN_PLUGINS, files)
     return Config(tuple(directives), assets, intel, vuln, tuple(files))
 
@@ -99,13 +101,17 @@ def _load_assets(directory: Path, files: list[FileSummary]) -> Assets:
             try:
                 network = parse_cidr(a.cidr)
             except ParseError as exc:
-                raise ConfigError(f"assets[{i}] ({a.name!r}): cidr {a.cidr!r}: {exc}", path) from None
+                raise ConfigError(
+                    f"assets[{i}] ({a.name!r}): cidr {a.cidr!r}: {exc}", path
+                ) from None
             if a.value == 0:
                 raise ConfigError(f"asset {a.name} value cannot be 0", path)
             if a.name == "":
                 raise ConfigError("asset name cannot be empty", path)
             if a.value > 5:
-                log.warning("asset %s value %d is above the documented maximum of 5", a.name, a.value)
+                log.warning(
+                    "asset %s value %d is above the documented maximum of 5", a.name, a.value
+                )
             assets.append(Asset(a.name, network, a.value, a.whitelisted))
         files.append(FileSummary(path, "assets", assets=len(parsed.assets)))
     if not assets:
@@ -132,7 +138,9 @@ def _load_directives(directory: Path, files: list[FileSummary]) -> list[Directiv
             loaded.append(d)
             enabled += 1
             rules += len(d.rules)
-        files.append(FileSummary(path, "directives", directives=enabled, disabled=disabled, rules=rules))
+        files.append(
+            FileSummary(path, "directives", directives=enabled, disabled=disabled, rules=rules)
+        )
     if not loaded:
         raise ConfigError("cannot load any directive", directory)
     log.info("%d directives found and loaded", len(loaded))
@@ -154,7 +162,9 @@ def _load_sources(
             if not source.enabled:
                 continue
             if source.plugin not in plugins:
-                log.warning("unknown plugin %r of source %r, skipping it", source.plugin, source.name)
+                log.warning(
+                    "unknown plugin %r of source %r, skipping it", source.plugin, source.name
+                )
                 continue
             config_model, message = plugins[source.plugin]
             try:

@@ -21,6 +21,13 @@ def parse_ip(text: str) -> IPAddress | None:
         return None
 
 
+@lru_cache(maxsize=65536)
+def canonical_ip(text: str) -> str | None:
+    """The canonical text of an address (`2002:c0a8:0001::1` -> `2002:c0a8:1::1`), or None."""
+    ip = parse_ip(text)
+    return None if ip is None else str(ip)
+
+
 def parse_u16(text: str) -> int:
     """Parse like Rust's `u16::from_str`, raising its messages."""
     if text == "":

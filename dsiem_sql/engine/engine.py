@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import heapq
 import logging
-import secrets
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,12 +34,13 @@ from dsiem_sql.engine.state import (
 log = logging.getLogger(__name__)
 
 ADDRESS_KEYWORDS = ("ANY", "HOME_NET", "!HOME_NET")
-_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+_ID_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+_ID_TABLE = bytes(_ID_ALPHABET[b & 63] for b in range(256))
 
 
 def new_alarm_id() -> str:
-    """A random 9-character nanoid, as the reference implementations use."""
-    return "".join(_ID_ALPHABET[b & 63] for b in secrets.token_bytes(9))
+    """A random 9-character nanoid (alphabet A-Za-z0-9_-), as Dsiem uses."""
+    return os.urandom(9).translate(_ID_TABLE).decode("ascii")
 
 
 def wall_clock() -> int:
@@ -98,9 +99,13 @@ class Engine:
 
     # -- entry points ---------------------------------------------------------------------
 
-    def process(self, e: Event) -> Changes:
-        """Correlate one valid event against every directive that can match it."""
-        changes = Changes()
+    def process(self, e: Event, into: Changes | None = None) -> Changes:
+        """Correlate one valid event against every directive that can match it.
+
+        The changes are added to `into` when given (to batch several events), else to a new
+        `Changes`; either way it is returned.
+        """
+        changes = Changes() if into is None else into
         self.stats.events += 1
         if self.assets.is_whitelisted(e.src_ip):
             self.stats.whitelisted += 1
@@ -113,9 +118,9 @@ class Engine:
             self.stats.matched += 1
         return changes
 
-    def expire(self) -> Changes:
+    def expire(self, into: Changes | None = None) -> Changes:
         """End every backlog whose current stage timed out by now (SPEC §5.7)."""
-        changes = Changes()
+        changes = Changes() if into is None else into
         limit = self._expiry_limit()
         heap = self._deadlines
         while heap and heap[0][0] < limit:
@@ -137,7 +142,9 @@ class Engine:
             return True
         for b in d.backlogs:
             if e.event_id in b.event_ids:
-                log.debug("skipping backlog creation for event %s, it's used in %s", e.event_id, b.id)
+                log.debug(
+                    "skipping backlog creation for event %s, it's used in %s", e.event_id, b.id
+                )
                 return False
         if not d.rules[0].matches(e, self.assets, *self._match_args):
             return False
@@ -156,9 +163,10 @@ class Engine:
                         self._update_alarm(b, ch)
                         return True
             return False
-        if cur.rule.sticky_different:
-            if STICKY_VALUE[cur.rule.sticky_different](e) in cur.sticky:
-                return True
+        sticky = cur.rule.sticky_different
+        if sticky and STICKY_VALUE[sticky](e) in cur.sticky:
+            log.debug("backlog can't find new unique value in stickydiff field %s", sticky)
+            return True
         if e.ts < b.previous_end:
             log.warning("discarded out of order event %s in backlog %s", e.event_id, b.id)
             return True

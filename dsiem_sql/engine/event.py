@@ -6,9 +6,9 @@ Decoding is strict (a port given as a string drops the event) except that JSON `
 
 from __future__ import annotations
 
-import math
-from functools import cached_property
 import json
+import math
+from functools import lru_cache
 from typing import Annotated
 
 from pydantic import (
@@ -21,27 +21,45 @@ from pydantic import (
     ValidationError,
 )
 
-from dsiem_sql.config.netparse import parse_ip
+from dsiem_sql.config.netparse import canonical_ip
 
 U16 = Annotated[int, Field(ge=0, le=65535)]
 U64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
 
 
 def _canonical_ip(text: str) -> str:
-    ip = parse_ip(text)
-    if ip is None:
+    canonical = canonical_ip(text)
+    if canonical is None:
         raise ValueError(f"{text!r} is not a valid IP address")
-    return str(ip)
+    return canonical
 
 
 IPText = Annotated[str, AfterValidator(_canonical_ip)]
+_RFC3339 = TypeAdapter(AwareDatetime)
+
+
+@lru_cache(maxsize=65536)
+def epoch_seconds(timestamp: str) -> int:
+    """Whole epoch seconds of an RFC 3339 time with offset; ValueError if it is not one."""
+    try:
+        return math.floor(_RFC3339.validate_strings(timestamp).timestamp())
+    except ValidationError as exc:
+        raise ValueError(exc.errors(include_url=False)[0]["msg"]) from None
+
+
+def _check_timestamp(text: str) -> str:
+    epoch_seconds(text)
+    return text
+
+
+Timestamp = Annotated[str, AfterValidator(_check_timestamp)]
 
 
 class Event(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
     event_id: str
-    timestamp: AwareDatetime
+    timestamp: Timestamp
     title: str = ""
     sensor: str = ""
     src_ip: IPText
@@ -63,10 +81,10 @@ class Event(BaseModel):
     conn_id: U64 = 0
     rcvd_time: int = 0
 
-    @cached_property
+    @property
     def ts(self) -> int:
         """Event time in whole epoch seconds."""
-        return math.floor(self.timestamp.timestamp())
+        return epoch_seconds(self.timestamp)
 
     def validity_error(self) -> str | None:
         """Why the event is not valid, or None."""

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from dsiem_sql.config.assets import Assets
-from dsiem_sql.config.netparse import parse_ip, try_parse_cidr
+from dsiem_sql.config.netparse import canonical_ip, parse_ip, try_parse_cidr
 
 AddressCond = Callable[[str, Assets], bool]
 TextCond = Callable[[str], bool]
@@ -65,10 +65,9 @@ def compile_address(value: str) -> AddressCond | None:
         return lambda ip, assets: assets.in_home_net(ip)
     if value == "!HOME_NET":
         return lambda ip, assets: not assets.in_home_net(ip)
-    host = parse_ip(value)
+    host = canonical_ip(value)
     if host is not None:
-        text = str(host)
-        return lambda ip, assets: ip == text
+        return lambda ip, assets: ip == host
     items = _address_items(value)
     return lambda ip, assets: address_in_list(ip, items)
 

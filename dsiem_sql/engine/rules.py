@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, NamedTuple
@@ -80,8 +80,21 @@ def reference_of(rule_attr: str, value: str) -> int | None:
     return int(value[1:]) if REFERENCE_LIKE.match(value) else None
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+_CONDITIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "from_": ("from_cond", compile_address),
+    "to": ("to_cond", compile_address),
+    "port_from": ("port_from_cond", compile_terms),
+    "port_to": ("port_to_cond", compile_terms),
+    "protocol": ("protocol_cond", compile_protocol),
+}
+_CUSTOM_DATA = ("custom_data1", "custom_data2", "custom_data3")
+
+
+@dataclass(eq=False)
 class Rule:
+    """A directive rule with its conditions compiled. Treat it as immutable: `replace`
+    makes the copies that backlogs use once references are resolved."""
+
     name: str
     stage: int
     type: str
@@ -117,26 +130,40 @@ class Rule:
     references: tuple[tuple[str, int], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        put = object.__setattr__
-        put(self, "is_plugin", self.type == "PluginRule")
-        put(self, "sids", frozenset(self.plugin_sid))
-        put(self, "from_cond", compile_address(self.from_))
-        put(self, "to_cond", compile_address(self.to))
-        put(self, "port_from_cond", compile_terms(self.port_from))
-        put(self, "port_to_cond", compile_terms(self.port_to))
-        put(self, "protocol_cond", compile_protocol(self.protocol))
-        conds = []
-        for n in ("custom_data1", "custom_data2", "custom_data3"):
-            cond = compile_custom_data(getattr(self, n))
-            if cond is not None:
-                conds.append((n, cond))
-        put(self, "custom_conds", tuple(conds))
+        self.is_plugin = self.type == "PluginRule"
+        self.sids = frozenset(self.plugin_sid)
+        for attr, (cond, compile_) in _CONDITIONS.items():
+            setattr(self, cond, compile_(getattr(self, attr)))
+        self._compile_custom_data()
         refs = []
         for attr in REFERENCE_TARGETS:
             n = reference_of(attr, getattr(self, attr))
             if n is not None:
                 refs.append((attr, n))
-        put(self, "references", tuple(refs))
+        self.references = tuple(refs)
+
+    def _compile_custom_data(self) -> None:
+        conds = []
+        for attr in _CUSTOM_DATA:
+            cond = compile_custom_data(getattr(self, attr))
+            if cond is not None:
+                conds.append((attr, cond))
+        self.custom_conds = tuple(conds)
+
+    def replace(self, **changes: str) -> Rule:
+        """A copy with some text fields replaced; replaced references count as resolved."""
+        if not changes:
+            return self
+        new = object.__new__(Rule)
+        new.__dict__ = {**self.__dict__, **changes}
+        for attr in changes:
+            if attr in _CONDITIONS:
+                cond, compile_ = _CONDITIONS[attr]
+                setattr(new, cond, compile_(changes[attr]))
+        if not changes.keys().isdisjoint(_CUSTOM_DATA):
+            new._compile_custom_data()
+        new.references = tuple((a, n) for a, n in self.references if a not in changes)
+        return new
 
     @classmethod
     def from_config(cls, c: RuleConfig) -> Rule:
@@ -165,9 +192,6 @@ class Rule:
             custom_label2=c.custom_label2,
             custom_label3=c.custom_label3,
         )
-
-    def replace(self, **changes: Any) -> Rule:
-        return dataclasses.replace(self, **changes) if changes else self
 
     def matches(
         self,
