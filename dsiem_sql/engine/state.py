@@ -19,7 +19,7 @@ class Directive:
     config: DirectiveConfig
     rules: tuple[Rule, ...]
     position: int
-    backlogs: list[Backlog] = field(default_factory=list)
+    backlogs: list[Backlog] = field(default_factory=list, repr=False)
 
     @classmethod
     def from_config(cls, config: DirectiveConfig, position: int) -> Directive:
@@ -55,7 +55,7 @@ class Stage:
 @dataclass(eq=False, slots=True)
 class Backlog:
     id: str
-    directive: Directive
+    directive: Directive = field(repr=False)
     title: str
     status: str
     tag: str

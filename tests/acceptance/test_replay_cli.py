@@ -1,0 +1,152 @@
+"""`dsiem-sql replay` as a user runs it: a real process on the bundled examples."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+
+def dsiem_sql(*args: str, stdin: bytes | None = None, env: dict | None = None):
+    return subprocess.run(
+        [sys.executable, "-m", "dsiem_sql", *args],
+        input=stdin,
+        capture_output=True,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+        timeout=120,
+    )
+
+
+def replay(out: Path, *extra: str, events: str = str(EXAMPLES / "events.jsonl"), **kw):
+    return dsiem_sql("replay", "--configs", str(EXAMPLES / "configs"), "--out", str(out),
+                     *extra, events, **kw)
+
+
+def summary(stdout: bytes) -> dict[str, str]:
+    rows = {}
+    for line in stdout.decode().splitlines():
+        m = re.match(r"^([a-z/ ]+?)\s{2,}(\S+)$", line)
+        if m:
+            rows[m.group(1)] = m.group(2)
+    return rows
+
+
+def normalized(out: Path) -> tuple[list[dict], list[dict]]:
+    """Output records with alarm ids replaced by their order of first appearance."""
+    ids: dict[str, str] = {}
+
+    def norm(record: dict) -> dict:
+        record["alarm_id"] = ids.setdefault(record["alarm_id"], f"alarm-{len(ids)}")
+        return record
+
+    links = [norm(json.loads(x)) for x in (out / "siem_alarm_events.json").open()]
+    alarms = [norm(json.loads(x)) for x in (out / "siem_alarms.json").open()]
+    return alarms, links
+
+
+def test_replay_examples_writes_both_files_and_a_summary(tmp_path):
+    run = replay(tmp_path)
+    assert run.returncode == 0, run.stderr
+    s = summary(run.stdout)
+    events = sum(1 for line in (EXAMPLES / "events.jsonl").open() if line.strip())
+    assert s["events read"] == str(events)
+    assert (s["invalid"], s["whitelisted"]) == ("1", "1")
+    assert int(s["alarms"]) == 4 and int(s["backlogs opened"]) == 6
+    assert {"seconds", "events/s", "matched"} <= s.keys()
+    alarms, links = normalized(tmp_path)
+    assert len(links) == int(s["matched"])  # every example event that matched was counted once
+    assert len({a["alarm_id"] for a in alarms}) == 4
+    ping = [a for a in alarms if a["title"] == "Ping Flood from 10.0.0.1"]
+    assert [a["risk"] for a in ping] == [2, 2]  # stage 2 done, then the final expiry sweep
+    assert ping[-1]["rules"][2]["status"] == "timeout"
+
+
+def test_bad_line_is_reported_with_its_number_and_skipped(tmp_path):
+    run = replay(tmp_path)
+    lines = (EXAMPLES / "events.jsonl").read_text().splitlines()
+    bad = next(i for i, line in enumerate(lines, 1) if "not a time" in line)
+    assert f"line {bad}: cannot parse event: timestamp" in run.stderr.decode()
+    assert b"Traceback" not in run.stderr
+
+
+def test_same_input_gives_the_same_output(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert replay(first).returncode == 0 and replay(second).returncode == 0
+    assert normalized(first) == normalized(second)
+
+
+def test_events_from_stdin(tmp_path):
+    events = (EXAMPLES / "events.jsonl").read_bytes()
+    run = replay(tmp_path / "stdin", events="-", stdin=events)
+    assert run.returncode == 0, run.stderr
+    replay(tmp_path / "file")
+    assert normalized(tmp_path / "stdin") == normalized(tmp_path / "file")
+
+
+def test_output_is_appended_not_overwritten(tmp_path):
+    replay(tmp_path)
+    before = (tmp_path / "siem_alarm_events.json").read_text()
+    replay(tmp_path)
+    after = (tmp_path / "siem_alarm_events.json").read_text()
+    assert after.startswith(before) and len(after.splitlines()) == 2 * len(before.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--med_risk_max", "11"], {}, "error reading med_risk_min and med_risk_max"),
+        ([], {"DSIEM_MEDRISKMIN": "1"}, "error reading med_risk_min and med_risk_max"),
+        (["--reference-mode", "sideways"], {}, "reference_mode"),
+    ],
+)
+def test_invalid_settings_exit_1_with_a_clear_message(tmp_path, args, env, message):
+    run = replay(tmp_path, *args, env=env)
+    assert run.returncode == 1
+    assert message in run.stderr.decode() and b"Traceback" not in run.stderr
+
+
+def test_missing_event_file_and_bad_config_exit_1(tmp_path):
+    run = replay(tmp_path, events=str(tmp_path / "nope.jsonl"))
+    assert run.returncode == 1 and "nope.jsonl: cannot read events" in run.stderr.decode()
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "assets_x.json").write_text('{"assets": [}')
+    run = dsiem_sql("replay", "--configs", str(tmp_path / "cfg"), "--out", str(tmp_path), "-",
+                    stdin=b"")
+    assert run.returncode == 1
+    assert "assets_x.json: invalid JSON" in run.stderr.decode() and b"Traceback" not in run.stderr
+
+
+def test_reference_mode_from_the_environment_changes_the_result(tmp_path):
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    (cfg / "assets_x.json").write_text(json.dumps(
+        {"assets": [{"name": "net", "cidr": "192.168.0.0/16", "value": 5}]}))
+    common = {"type": "PluginRule", "plugin_id": 1, "plugin_sid": [1], "port_from": "ANY",
+              "port_to": "ANY", "protocol": "ANY", "to": "ANY"}
+    (cfg / "directives_x.json").write_text(json.dumps({"directives": [{
+        "id": 1, "name": "net sweep", "priority": 5, "kingdom": "k", "category": "c",
+        "rules": [
+            {"name": "a", "stage": 1, "occurrence": 1, "from": "192.168.0.0/16",
+             "reliability": 1, "timeout": 0, **common},
+            {"name": "b", "stage": 2, "occurrence": 2, "from": ":1", "reliability": 10,
+             "timeout": 60, **common}]}]}))
+    events = "".join(json.dumps({
+        "event_id": f"e{i}", "timestamp": f"2024-05-01T10:00:0{i}Z", "title": "t",
+        "sensor": "s", "plugin_id": 1, "plugin_sid": 1, "src_ip": f"192.168.0.{i + 10}",
+        "dst_ip": "8.8.8.8"}) + "\n" for i in range(3)).encode()
+    args = ["replay", "--configs", str(cfg), "--no-final-sweep"]
+    by_value = dsiem_sql(*args, "--out", str(tmp_path / "v"), "-", stdin=events)
+    by_rule = dsiem_sql(*args, "--out", str(tmp_path / "r"), "-", stdin=events,
+                        env={"DSIEM_REFERENCE_MODE": "rule"})
+    assert summary(by_value.stdout)["backlogs opened"] == "3"  # each source its own backlog
+    assert summary(by_rule.stdout)["backlogs opened"] == "1"  # the CIDR text was copied
+    assert summary(by_rule.stdout)["alarms"] == "1"
