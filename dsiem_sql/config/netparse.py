@@ -15,6 +15,8 @@ class ParseError(ValueError):
 
 @lru_cache(maxsize=65536)
 def parse_ip(text: str) -> IPAddress | None:
+    if "%" in text:  # IPv6 scope ids are not addresses in Dsiem (Rust's IpAddr rejects them)
+        return None
     try:
         return ipaddress.ip_address(text)
     except ValueError:

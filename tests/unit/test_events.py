@@ -360,3 +360,11 @@ def test_bytes_and_text_decode_alike() -> None:
     text = json.dumps({**VALID, "src_ip": "2002:c0a8:0001::1"})
     assert decode_event(text) == decode_event(text.encode())
     assert decode_event(text.encode()).src_ip == "2002:c0a8:1::1"
+
+
+def test_ipv6_scope_id_is_not_an_address():
+    with pytest.raises(InvalidEvent, match="src_ip"):
+        decode_event(
+            '{"event_id":"x","timestamp":"2024-05-01T10:00:00Z","title":"t","sensor":"s",'
+            '"plugin_id":1,"plugin_sid":1,"src_ip":"fe80::1%eth0","dst_ip":"10.0.0.1"}'
+        )
