@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,9 +14,11 @@ from pydantic import ValidationError
 from dsiem_sql.config import ConfigError, load_config
 from dsiem_sql.engine import Engine
 from dsiem_sql.logs import setup_logging
-from dsiem_sql.output import OutputFiles
-from dsiem_sql.replay import EventClock, replay
+from dsiem_sql.replay import Batching, EventClock, ReplayError, ReplayRun, replay_file
 from dsiem_sql.settings import EngineSettings
+from dsiem_sql.store import StoreError, upgrade
+from dsiem_sql.store.database import current_revision, head_revision
+from dsiem_sql.store.query import format_rows, read_query
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -23,6 +26,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="A Dsiem correlation backend that keeps its state in SQLite.",
 )
+
+
+class DbSync(StrEnum):
+    normal = "normal"
+    full = "full"
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
 
 ConfigsOpt = Annotated[
     Path,
@@ -88,6 +103,22 @@ def replay_command(
     file: Annotated[str, typer.Argument(help="JSON-lines event file, or - for stdin.")],
     configs: ConfigsOpt,
     out: Annotated[Path, typer.Option("--out", help="Directory for the output files.")],
+    db: Annotated[
+        Path | None, typer.Option("--db", envvar="DSIEM_DB", help="SQLite database for state.")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue FILE after the last committed line.")
+    ] = False,
+    db_sync: Annotated[DbSync, typer.Option("--db-sync", envvar="DSIEM_DB_SYNC")] = DbSync.normal,
+    commit_interval: Annotated[
+        int, typer.Option("--commit-interval", min=1, help="Group commit every this many ms.")
+    ] = 100,
+    commit_changes: Annotated[
+        int, typer.Option("--commit-changes", min=1, help="...or after this many changes.")
+    ] = 2000,
+    retention_days: Annotated[
+        int, typer.Option("--retention-days", min=0, envvar="DSIEM_RETENTION_DAYS")
+    ] = 7,
     reference_mode: Annotated[
         str | None, typer.Option("--reference-mode", help="value (default) or rule (Go Dsiem).")
     ] = None,
@@ -101,12 +132,12 @@ def replay_command(
     match_protocol: Annotated[bool | None, typer.Option("--match-protocol")] = None,
     taxonomy_custom_data: Annotated[bool | None, typer.Option("--taxonomy-custom-data")] = None,
     final_sweep: Annotated[
-        bool,
+        bool | None,
         typer.Option(
             "--final-sweep/--no-final-sweep",
-            help="Run one expiry sweep at the wall-clock time after the last event.",
+            help="Expire at wall-clock time after the last event (default: on without --db).",
         ),
-    ] = True,
+    ] = None,
 ) -> None:
     """Run JSON-lines events through the engine and write the alarm files."""
     settings = engine_settings(
@@ -120,15 +151,22 @@ def replay_command(
         taxonomy_custom_data=taxonomy_custom_data,
     )
     config = _load(configs)
-    try:
-        source = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
-    except OSError as exc:
-        raise fail(f"{file}: cannot read events: {exc.strerror}") from None
+    run = ReplayRun(
+        file=file,
+        out=str(out),
+        db=None if db is None else str(db),
+        resume=resume,
+        sync=db_sync.value,
+        batching=Batching(commit_interval, commit_changes),
+        retention_days=retention_days,
+        final_sweep=final_sweep,
+    )
     clock = EventClock()
     engine = Engine(config, settings.engine_options(), clock=clock)
     try:
-        with source, OutputFiles(out) as files:
-            s = replay(source, engine, clock, files, final_sweep=final_sweep)
+        s = asyncio.run(replay_file(run, engine, clock))
+    except (ReplayError, StoreError) as exc:
+        raise fail(str(exc)) from None
     except OSError as exc:
         raise fail(f"{exc.filename}: {exc.strerror}") from None
     rows = [
@@ -146,6 +184,46 @@ def replay_command(
     for name, value in rows:
         typer.echo(f"{name:<16}{value:>12}")
     typer.echo(f"output in {out}/")
+
+
+db_app = typer.Typer(no_args_is_help=True, help="Database schema commands.")
+app.add_typer(db_app, name="db")
+DbOpt = Annotated[Path, typer.Option("--db", envvar="DSIEM_DB", help="SQLite database.")]
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOpt) -> None:
+    """Create the database or upgrade its schema to the newest revision."""
+    try:
+        typer.echo(f"{db}: schema at revision {upgrade(db)} (newest)")
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+
+
+@db_app.command("current")
+def db_current(db: DbOpt) -> None:
+    """Print the schema revision of a database without changing it."""
+    try:
+        revision = current_revision(db)
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+    head = head_revision()
+    state = "newest" if revision == head else f"newest is {head}"
+    typer.echo(f"{db}: schema at revision {revision or 'none'} ({state})")
+
+
+@app.command("sql")
+def sql_command(
+    query: Annotated[str, typer.Argument(help="One SQL statement, e.g. SELECT * FROM alarms.")],
+    db: DbOpt,
+    format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+) -> None:
+    """Run a read-only query (the database is opened with mode=ro)."""
+    try:
+        columns, result = read_query(db, query)
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(format_rows(columns, result, format.value), nl=False)
 
 
 def main() -> None:

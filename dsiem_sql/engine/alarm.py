@@ -70,7 +70,7 @@ def _records(items: dict[tuple[str, str, str], None]) -> list[dict[str, str]]:
 
 
 def alarm_object(b: Backlog) -> dict[str, Any]:
-    d = b.directive.config
+    d = b.definition
     obj: dict[str, Any] = {
         "alarm_id": b.id,
         "title": b.title,

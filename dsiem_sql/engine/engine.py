@@ -91,10 +91,12 @@ class Engine:
         self.new_id = new_id
         self.directives = [Directive.from_config(d, i) for i, d in enumerate(config.directives)]
         self.index = DirectiveIndex(self.directives)
+        self._by_id = {d.id: d for d in self.directives}
         self.backlogs: dict[str, Backlog] = {}
         self.stats = Stats()
-        self._deadlines: list[tuple[int, int, Backlog]] = []
-        self._seq = count()
+        self._deadlines: list[tuple[int, int, int, Backlog]] = []
+        self._pushes = count()
+        self.next_seq = 1
         self._match_args = (self.options.match_protocol, self.options.taxonomy_custom_data)
 
     # -- entry points ---------------------------------------------------------------------
@@ -124,13 +126,23 @@ class Engine:
         limit = self._expiry_limit()
         heap = self._deadlines
         while heap and heap[0][0] < limit:
-            deadline, _, b = heapq.heappop(heap)
+            deadline, _, _, b = heapq.heappop(heap)
             if b.state == LIVE and b.deadline == deadline:
                 self._expire(b, changes)
         return changes
 
     def live_backlogs(self) -> list[Backlog]:
-        return [b for d in self.directives for b in d.backlogs]
+        return sorted(self.backlogs.values(), key=lambda b: b.seq)
+
+    def directive(self, directive_id: int) -> Directive | None:
+        return self._by_id.get(directive_id)
+
+    def restore(self, b: Backlog) -> None:
+        """Take back a live backlog saved earlier (its directive must be loaded)."""
+        b.directive.backlogs.append(b)
+        self.backlogs[b.id] = b
+        self.next_seq = max(self.next_seq, b.seq + 1)
+        self._watch_deadline(b)
 
     # -- per directive --------------------------------------------------------------------
 
@@ -155,7 +167,7 @@ class Engine:
         """Offer `e` to backlog `b`; True when the backlog consumes it ([G] semantics)."""
         cur = b.current
         if not cur.rule.matches(e, self.assets, *self._match_args):
-            if b.directive.config.all_rules_always_active:
+            if b.definition.all_rules_always_active:
                 for stage in b.stages[: b.current_stage - 1]:
                     if stage.rule.matches(e, self.assets, *self._match_args):
                         self._record_sticky(stage, e)
@@ -187,12 +199,15 @@ class Engine:
         stages[0].start_time = e.ts
         b = Backlog(
             id=self.new_id(),
+            seq=self.next_seq,
             directive=d,
+            definition=d.config,
             title=self._title(d.config.name, e),
             status=self.options.status,
             tag=self.options.tag,
             stages=stages,
         )
+        self.next_seq += 1
         d.backlogs.append(b)
         self.backlogs[b.id] = b
         self.stats.backlogs_opened += 1
@@ -225,7 +240,7 @@ class Engine:
         if not nxt.resolved:
             nxt.rule = resolve_references(nxt.rule, b.stages)
             nxt.resolved = True
-        heapq.heappush(self._deadlines, (b.deadline, next(self._seq), b))
+        self._watch_deadline(b)
         log.info("stage increased to %d in backlog %s", b.current_stage, b.id)
         self._update_alarm(b, ch)
 
@@ -255,7 +270,7 @@ class Engine:
 
     def _update_risk(self, b: Backlog, reliability: int) -> None:
         value = max((self.assets.value(ip) for ip in b.ips()), default=0)
-        risk = b.directive.config.priority * reliability * value // 25
+        risk = b.definition.priority * reliability * value // 25
         if risk != b.risk:
             log.info("risk changed from %d to %d in backlog %s", b.risk, risk, b.id)
             b.risk = risk
@@ -282,8 +297,12 @@ class Engine:
         self.stats.expired += 1
         log.info("backlog expired, setting last stage status to timeout and deleting it: %s", b.id)
 
+    def _watch_deadline(self, b: Backlog) -> None:
+        heapq.heappush(self._deadlines, (b.deadline, b.seq, next(self._pushes), b))
+
     def _close(self, b: Backlog, state: str, ch: Changes) -> None:
         b.state = state
+        b.ended_time = self.clock()
         b.directive.backlogs.remove(b)
         del self.backlogs[b.id]
         ch.touch(b)

@@ -54,8 +54,16 @@ class Stage:
 
 @dataclass(eq=False, slots=True)
 class Backlog:
+    """A running instance of a directive (SPEC §5.1).
+
+    `definition` is the directive as it was when the backlog started; `seq` orders backlogs
+    by creation, which decides processing and expiry order.
+    """
+
     id: str
+    seq: int
     directive: Directive = field(repr=False)
+    definition: DirectiveConfig = field(repr=False)
     title: str
     status: str
     tag: str
@@ -74,6 +82,7 @@ class Backlog:
     last_srcport: int = 0
     last_dstport: int = 0
     state: str = LIVE
+    ended_time: int | None = None
     event_ids: set[str] = field(default_factory=set)
 
     @property

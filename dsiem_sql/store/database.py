@@ -1,0 +1,172 @@
+"""Opening the database: checks, connection settings, migrations, and the writer lock.
+
+Settings on every connection: WAL journal (readers never block the writer), `busy_timeout`
+5 s, `foreign_keys` on, and `synchronous` NORMAL (default) or FULL (`--db-sync full`).
+See docs/schema.md for what each guarantees on a process crash and on power loss.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+from pathlib import Path
+from typing import Literal
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+SQLITE_HEADER = b"SQLite format 3\x00"
+BUSY_TIMEOUT_MS = 5000
+Sync = Literal["normal", "full"]
+
+
+class StoreError(Exception):
+    """A database that cannot be used; the message names the file and the reason."""
+
+
+def alembic_config() -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def _known_revisions() -> set[str]:
+    return {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+
+
+def check_database_file(path: Path, must_exist: bool = False) -> None:
+    """Refuse anything that is not an SQLite database we can use, before touching it."""
+    if path.exists():
+        if not path.is_file():
+            raise StoreError(f"{path}: not a regular file")
+        try:
+            with path.open("rb") as f:
+                header = f.read(len(SQLITE_HEADER))
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot read: {exc.strerror}") from None
+        if header and header != SQLITE_HEADER:
+            raise StoreError(f"{path}: not an SQLite database")
+    elif must_exist:
+        raise StoreError(f"{path}: no such database")
+    elif not path.parent.is_dir():
+        raise StoreError(f"{path}: directory {path.parent} does not exist")
+
+
+def _set_pragmas(sync: Sync):
+    def on_connect(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute(f"PRAGMA synchronous = {sync.upper()}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    return on_connect
+
+
+def sync_engine(path: Path, sync: Sync = "normal") -> Engine:
+    engine = create_engine(f"sqlite:///{path}")
+    event.listen(engine, "connect", _set_pragmas(sync))
+    return engine
+
+
+def async_engine(path: Path, sync: Sync = "normal") -> AsyncEngine:
+    engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
+    event.listen(engine.sync_engine, "connect", _set_pragmas(sync))
+    return engine
+
+
+def _describe(exc: BaseException, path: Path) -> StoreError:
+    text = str(getattr(exc, "orig", exc))
+    if "locked" in text or "busy" in text:
+        return StoreError(f"{path}: database is locked by another process")
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return StoreError(f"{path}: cannot write the database (read-only file or directory)")
+    if "not a database" in text or "malformed" in text:
+        return StoreError(f"{path}: not a usable SQLite database ({text})")
+    return StoreError(f"{path}: {text}")
+
+
+def current_revision(path: Path) -> str | None:
+    """The schema revision of an existing database, read without changing it."""
+    check_database_file(path, must_exist=True)
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+            if "alembic_version" not in tables:
+                return None
+            row = con.execute("SELECT version_num FROM alembic_version").fetchone()
+            return row[0] if row else None
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        raise _describe(exc, path) from None
+
+
+def upgrade(path: Path, sync: Sync = "normal") -> str:
+    """Create or upgrade the schema to the newest revision; returns it."""
+    path = Path(path)
+    check_database_file(path)
+    if path.exists() and path.stat().st_size > 0:
+        revision = current_revision(path)
+        if revision is not None and revision not in _known_revisions():
+            raise StoreError(
+                f"{path}: schema revision {revision} is newer than this dsiem-sql "
+                f"(it knows up to {head_revision()}); upgrade dsiem-sql"
+            )
+        if not os.access(path, os.W_OK):
+            raise StoreError(f"{path}: cannot write the database (read-only file)")
+    engine = sync_engine(path, sync)
+    try:
+        with engine.begin() as connection:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = connection
+            if MigrationContext.configure(connection).get_current_revision() != head_revision():
+                command.upgrade(cfg, "head")
+    except (DBAPIError, sqlite3.Error) as exc:
+        raise _describe(exc, path) from None
+    finally:
+        engine.dispose()
+    return head_revision()
+
+
+class WriterLock:
+    """An exclusive lock that makes one process the only writer of a database."""
+
+    def __init__(self, path: Path):
+        self.path = Path(f"{path}.lock")
+        self._fd: int | None = None
+
+    def acquire(self, database: Path) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(f"{database}: cannot create lock file: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StoreError(
+                f"{database}: database is locked by another dsiem-sql writer"
+            ) from None
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,148 @@
+"""Pure conversions between engine state and table rows."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Any
+
+from dsiem_sql.config.models import DirectiveConfig
+from dsiem_sql.engine.alarm import render_link
+from dsiem_sql.engine.rules import FirstEvent, Rule
+from dsiem_sql.engine.state import LIVE, Backlog, Changes, Directive, Stage
+
+RULE_FIELDS = tuple(f.name for f in dataclasses.fields(Rule) if f.init)
+ALARMS, ALARM_EVENTS = "alarms", "alarm_events"
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def definition_json(d: DirectiveConfig) -> str:
+    return d.model_dump_json(by_alias=True)
+
+
+def definition_sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def rule_json(rule: Rule) -> str:
+    obj = {}
+    for name in RULE_FIELDS:
+        value = getattr(rule, name)
+        obj["from" if name == "from_" else name] = (
+            list(value) if isinstance(value, tuple) else value
+        )
+    return dumps(obj)
+
+
+def rule_from_json(text: str) -> Rule:
+    obj = json.loads(text)
+    kwargs = {}
+    for name in RULE_FIELDS:
+        value = obj["from" if name == "from_" else name]
+        kwargs[name] = tuple(value) if isinstance(value, list) else value
+    return Rule(**kwargs)
+
+
+def backlog_row(b: Backlog, directive_version: int) -> dict[str, Any]:
+    return {
+        "id": b.id,
+        "seq": b.seq,
+        "directive_id": b.definition.id,
+        "directive_version": directive_version,
+        "state": b.state,
+        "title": b.title,
+        "status": b.status,
+        "tag": b.tag,
+        "current_stage": b.current_stage,
+        "highest_stage": b.highest_stage,
+        "risk": b.risk,
+        "risk_class": b.risk_class,
+        "src_ips": dumps(list(b.src_ips)),
+        "dst_ips": dumps(list(b.dst_ips)),
+        "networks": dumps(list(b.networks)),
+        "custom_data": dumps([{"label": lb, "content": c} for lb, c in b.custom_data]),
+        "created_time": b.created_time,
+        "update_time": b.update_time,
+        "last_srcport": b.last_srcport,
+        "last_dstport": b.last_dstport,
+        "deadline": b.deadline,
+        "ended_time": b.ended_time,
+    }
+
+
+def stage_rows(b: Backlog) -> list[dict[str, Any]]:
+    return [
+        {
+            "backlog_id": b.id,
+            "stage": s.number,
+            "rule": rule_json(s.rule),
+            "resolved": s.resolved,
+            "status": s.status,
+            "start_time": s.start_time,
+            "end_time": s.end_time,
+            "first_event": None if s.first_event is None else dumps(list(s.first_event)),
+            "sticky": dumps(list(s.sticky)),
+        }
+        for s in b.stages
+    ]
+
+
+def outbox_lines(changes: Changes) -> list[tuple[str, str]]:
+    """The output records of `changes` as (file, line), in the order they were produced."""
+    lines = [(ALARM_EVENTS, render_link(link)) for link in changes.links]
+    lines.extend((ALARMS, line) for line in changes.alarms)
+    return lines
+
+
+def backlog_from_rows(
+    row: dict[str, Any],
+    stages: list[dict[str, Any]],
+    events: dict[int, list[str]],
+    directive: Directive,
+    definition: DirectiveConfig,
+) -> Backlog:
+    built = []
+    for s in stages:
+        stage = Stage(
+            rule=rule_from_json(s["rule"]),
+            resolved=bool(s["resolved"]),
+            event_ids=dict.fromkeys(events.get(s["stage"], ())),
+            sticky=dict.fromkeys(json.loads(s["sticky"])),
+            start_time=s["start_time"],
+            end_time=s["end_time"],
+            status=s["status"],
+            first_event=None
+            if s["first_event"] is None
+            else FirstEvent(*json.loads(s["first_event"])),
+        )
+        built.append(stage)
+    b = Backlog(
+        id=row["id"],
+        seq=row["seq"],
+        directive=directive,
+        definition=definition,
+        title=row["title"],
+        status=row["status"],
+        tag=row["tag"],
+        stages=built,
+        current_stage=row["current_stage"],
+        risk=row["risk"],
+        risk_class=row["risk_class"],
+        src_ips=dict.fromkeys(json.loads(row["src_ips"])),
+        dst_ips=dict.fromkeys(json.loads(row["dst_ips"])),
+        networks=dict.fromkeys(json.loads(row["networks"])),
+        custom_data=dict.fromkeys(
+            (c["label"], c["content"]) for c in json.loads(row["custom_data"])
+        ),
+        created_time=row["created_time"],
+        update_time=row["update_time"],
+        last_srcport=row["last_srcport"],
+        last_dstport=row["last_dstport"],
+        state=LIVE,
+    )
+    b.event_ids = {e for ids in events.values() for e in ids}
+    return b

@@ -1,0 +1,344 @@
+"""The single writer of the database, and the transactional outbox for the output files.
+
+Each `commit` applies a batch of engine changes in one transaction (Core `executemany`), and
+stores the output lines it caused in the `outbox` table of the same transaction. After the
+commit the lines are appended to `siem_alarms.json` / `siem_alarm_events.json`; the next
+transaction records how far the files were written and deletes those outbox rows. After a
+crash, `open` writes the committed lines that did not reach the files, exactly once and in
+commit order.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.sqlite import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from dsiem_sql.config.models import DirectiveConfig
+from dsiem_sql.engine import Changes, Engine
+from dsiem_sql.output import ALARM_EVENTS_FILE, ALARMS_FILE
+from dsiem_sql.store import rows
+from dsiem_sql.store.database import StoreError, Sync, WriterLock, async_engine, upgrade
+from dsiem_sql.store.schema import (
+    backlogs,
+    directive_versions,
+    engine_state,
+    input_progress,
+    outbox,
+    output_files,
+    stage_events,
+    stages,
+)
+
+log = logging.getLogger(__name__)
+
+FILES = {rows.ALARMS: ALARMS_FILE, rows.ALARM_EVENTS: ALARM_EVENTS_FILE}
+
+
+def _upsert(table, keys: list[str]):
+    stmt = insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=keys,
+        set_={c.name: stmt.excluded[c.name] for c in table.c if c.name not in keys},
+    )
+
+
+UPSERT_BACKLOG = _upsert(backlogs, ["id"])
+UPSERT_STAGE = _upsert(stages, ["backlog_id", "stage"])
+UPSERT_STATE = _upsert(engine_state, ["key"])
+UPSERT_PROGRESS = _upsert(input_progress, ["source"])
+UPSERT_OUTPUT = _upsert(output_files, ["file"])
+INSERT_LINK = insert(stage_events).on_conflict_do_nothing()
+
+
+@dataclass
+class Resumed:
+    """What `load` found: the engine clock and the input position of the last commit."""
+
+    clock: int = 0
+    line: int = 0
+    offset: int = 0
+    backlogs: int = 0
+    skipped: int = 0
+
+
+@dataclass
+class _OutputFile:
+    path: Path
+    size: int
+    written_seq: int
+
+
+class Store:
+    def __init__(self, path: Path | str, out_dir: Path | str, sync: Sync = "normal"):
+        self.path = Path(path)
+        self.out_dir = Path(out_dir)
+        self.sync = sync
+        self.engine: AsyncEngine | None = None
+        self._lock = WriterLock(self.path)
+        self._versions: dict[str, int] = {}  # definition sha -> directive_versions.id
+        self._version_of: dict[int, int] = {}  # id(DirectiveConfig) -> directive_versions.id
+        self._files: dict[str, _OutputFile] = {}
+        self._next_outbox = 1
+        self._unconfirmed = False
+
+    # -- opening and loading ------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Lock, upgrade, connect, and write the output lines a crash left in the outbox."""
+        self._lock.acquire(self.path)
+        try:
+            upgrade(self.path, self.sync)
+            self.engine = async_engine(self.path, self.sync)
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            async with self.engine.begin() as conn:
+                await self._recover_outbox(conn)
+                result = await conn.execute(
+                    select(directive_versions.c.sha256, directive_versions.c.id)
+                )
+                self._versions = dict(result.tuples().all())
+        except BaseException:
+            await self.close()
+            raise
+
+    async def load(self, engine: Engine, source: str | None = None) -> Resumed:
+        """Give the engine back its live backlogs, clock and backlog counter."""
+        assert self.engine is not None
+        resumed = Resumed()
+        async with self.engine.connect() as conn:
+            state = dict((await conn.execute(select(engine_state))).tuples().all())
+            resumed.clock = state.get("clock", 0)
+            engine.next_seq = max(engine.next_seq, state.get("next_seq", 1))
+            if source is not None:
+                row = (
+                    await conn.execute(
+                        select(input_progress).where(input_progress.c.source == source)
+                    )
+                ).first()
+                if row is not None:
+                    resumed.line, resumed.offset = row.line, row.offset
+            live = (
+                (
+                    await conn.execute(
+                        select(backlogs, directive_versions.c.definition)
+                        .join(directive_versions)
+                        .where(backlogs.c.state == "live")
+                        .order_by(backlogs.c.seq)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+            if not live:
+                return resumed
+            ids = [r["id"] for r in live]
+            stage_rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for r in (
+                await conn.execute(
+                    select(stages).where(stages.c.backlog_id.in_(ids)).order_by(stages.c.stage)
+                )
+            ).mappings():
+                stage_rows[r["backlog_id"]].append(dict(r))
+            events: dict[str, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
+            for backlog_id, stage, event_id in (
+                await conn.execute(
+                    select(stage_events.c.backlog_id, stage_events.c.stage, stage_events.c.event_id)
+                    .where(stage_events.c.backlog_id.in_(ids))
+                    .order_by(stage_events.c.id)
+                )
+            ).tuples():
+                events[backlog_id][stage].append(event_id)
+        definitions: dict[str, DirectiveConfig] = {}
+        for row in live:
+            directive = engine.directive(row["directive_id"])
+            if directive is None:
+                log.warning(
+                    "backlog %s belongs to directive %d, which is not loaded; leaving it",
+                    row["id"],
+                    row["directive_id"],
+                )
+                resumed.skipped += 1
+                continue
+            text = row["definition"]
+            if text not in definitions:
+                definitions[text] = DirectiveConfig.model_validate_json(text)
+            definition = definitions[text]
+            self._version_of[id(definition)] = row["directive_version"]
+            b = rows.backlog_from_rows(
+                dict(row), stage_rows[row["id"]], events[row["id"]], directive, definition
+            )
+            engine.restore(b)
+            resumed.backlogs += 1
+        return resumed
+
+    # -- writing ------------------------------------------------------------------------
+
+    async def commit(
+        self,
+        changes: Changes,
+        engine: Engine,
+        clock: int,
+        progress: tuple[str, int, int] | None = None,
+    ) -> None:
+        """Apply one batch of changes in one transaction, then write its output lines."""
+        assert self.engine is not None
+        lines = rows.outbox_lines(changes)
+        first = self._next_outbox
+        outbox_rows = [
+            {"seq": first + i, "file": file, "line": line} for i, (file, line) in enumerate(lines)
+        ]
+        async with self.engine.begin() as conn:
+            backlog_rows = []
+            stage_list: list[dict[str, Any]] = []
+            for b in changes.backlogs.values():
+                backlog_rows.append(rows.backlog_row(b, await self._version(conn, b.definition)))
+                stage_list.extend(rows.stage_rows(b))
+            if backlog_rows:
+                await conn.execute(UPSERT_BACKLOG, backlog_rows)
+                await conn.execute(UPSERT_STAGE, stage_list)
+            if changes.links:
+                await conn.execute(
+                    INSERT_LINK,
+                    [{"backlog_id": a, "stage": s, "event_id": e} for a, s, e in changes.links],
+                )
+            if outbox_rows:
+                await conn.execute(insert(outbox), outbox_rows)
+            await conn.execute(
+                UPSERT_STATE,
+                [{"key": "clock", "value": clock}, {"key": "next_seq", "value": engine.next_seq}],
+            )
+            if progress is not None:
+                source, line, offset = progress
+                await conn.execute(
+                    UPSERT_PROGRESS, {"source": source, "line": line, "offset": offset}
+                )
+            await self._confirm_written(conn)
+        self._next_outbox += len(lines)
+        self._append(outbox_rows)
+
+    async def prune(self, before: int) -> int:
+        """Delete ended backlogs (and their stages and event links) ended before `before`."""
+        assert self.engine is not None
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                delete(backlogs).where(backlogs.c.state != "live", backlogs.c.ended_time < before)
+            )
+        return result.rowcount or 0
+
+    async def close(self) -> None:
+        try:
+            if self.engine is not None:
+                if self._unconfirmed:
+                    async with self.engine.begin() as conn:
+                        await self._confirm_written(conn)
+                await self.engine.dispose()
+                self.engine = None
+        finally:
+            self._lock.release()
+
+    async def _version(self, conn: AsyncConnection, definition: DirectiveConfig) -> int:
+        version = self._version_of.get(id(definition))
+        if version is not None:
+            return version
+        text = rows.definition_json(definition)
+        sha = rows.definition_sha(text)
+        if sha not in self._versions:
+            result = await conn.execute(
+                insert(directive_versions).values(
+                    directive_id=definition.id, sha256=sha, definition=text
+                )
+            )
+            self._versions[sha] = result.inserted_primary_key[0]
+        self._version_of[id(definition)] = self._versions[sha]
+        return self._versions[sha]
+
+    # -- output files -------------------------------------------------------------------
+
+    def _append(self, outbox_rows: list[dict[str, Any]]) -> None:
+        by_file: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in outbox_rows:
+            by_file[r["file"]].append(r)
+        for file, items in by_file.items():
+            state = self._files[file]
+            with state.path.open("ab") as f:
+                f.write("".join(r["line"] + "\n" for r in items).encode())
+                f.flush()
+                if self.sync == "full":
+                    os.fsync(f.fileno())
+                state.size = f.tell()
+            state.written_seq = items[-1]["seq"]
+            self._unconfirmed = True
+
+    async def _confirm_written(self, conn: AsyncConnection) -> None:
+        if not self._unconfirmed:
+            return
+        await conn.execute(
+            UPSERT_OUTPUT,
+            [
+                {"file": file, "path": str(s.path), "size": s.size, "written_seq": s.written_seq}
+                for file, s in self._files.items()
+            ],
+        )
+        # every line numbered below _next_outbox has reached its file by now
+        await conn.execute(delete(outbox).where(outbox.c.seq < self._next_outbox))
+        self._unconfirmed = False
+
+    async def _recover_outbox(self, conn: AsyncConnection) -> None:
+        recorded = {r.file: r for r in (await conn.execute(select(output_files))).all()}
+        pending = (await conn.execute(select(outbox).order_by(outbox.c.seq))).all()
+        last_seq = (
+            pending[-1].seq
+            if pending
+            else max((r.written_seq for r in recorded.values()), default=0)
+        )
+        written = 0
+        for file, name in FILES.items():
+            path = (self.out_dir / name).resolve()
+            lines = [r.line for r in pending if r.file == file]
+            skip = _lines_already_written(path, recorded.get(file), lines)
+            if lines[skip:]:
+                with path.open("ab") as f:
+                    f.write("".join(line + "\n" for line in lines[skip:]).encode())
+            written += len(lines) - skip
+            size = path.stat().st_size if path.exists() else 0
+            self._files[file] = _OutputFile(path, size, last_seq)
+        if pending:
+            log.info("wrote %d output lines committed before a crash", written)
+        self._next_outbox = last_seq + 1
+        self._unconfirmed = True
+        await self._confirm_written(conn)
+
+
+def _lines_already_written(path: Path, recorded: Any, lines: list[str]) -> int:
+    """How many of the pending `lines` the file already holds after its recorded size.
+
+    A partly written last line (no newline) is cut off, so it can be written again whole.
+    """
+    if recorded is None or recorded.path != str(path) or not path.exists():
+        return 0
+    size = path.stat().st_size
+    if size < recorded.size:
+        log.warning("%s is shorter than when it was last written; appending", path)
+        return 0
+    with path.open("rb+") as f:
+        f.seek(recorded.size)
+        tail = f.read()
+        *complete, partial = tail.split(b"\n")
+        skip = 0
+        for written, line in zip(complete, lines, strict=False):
+            if written != line.encode():
+                break
+            skip += 1
+        if partial and skip == len(complete):
+            f.truncate(size - len(partial))
+    return skip
+
+
+__all__ = ["Resumed", "Store", "StoreError"]
