@@ -16,9 +16,7 @@ from dsiem_sql.engine import Engine
 from dsiem_sql.logs import setup_logging
 from dsiem_sql.replay import Batching, EventClock, ReplayError, ReplayRun, replay_file
 from dsiem_sql.settings import EngineSettings
-from dsiem_sql.store import StoreError, upgrade
-from dsiem_sql.store.database import current_revision, head_revision
-from dsiem_sql.store.query import format_rows, read_query
+from dsiem_sql.store.errors import StoreError
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -194,6 +192,8 @@ DbOpt = Annotated[Path, typer.Option("--db", envvar="DSIEM_DB", help="SQLite dat
 @db_app.command("upgrade")
 def db_upgrade(db: DbOpt) -> None:
     """Create the database or upgrade its schema to the newest revision."""
+    from dsiem_sql.store.database import upgrade
+
     try:
         typer.echo(f"{db}: schema at revision {upgrade(db)} (newest)")
     except StoreError as exc:
@@ -203,6 +203,8 @@ def db_upgrade(db: DbOpt) -> None:
 @db_app.command("current")
 def db_current(db: DbOpt) -> None:
     """Print the schema revision of a database without changing it."""
+    from dsiem_sql.store.database import current_revision, head_revision
+
     try:
         revision = current_revision(db)
     except StoreError as exc:
@@ -219,6 +221,8 @@ def sql_command(
     format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
 ) -> None:
     """Run a read-only query (the database is opened with mode=ro)."""
+    from dsiem_sql.store.query import format_rows, read_query
+
     try:
         columns, result = read_query(db, query)
     except StoreError as exc:

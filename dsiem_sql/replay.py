@@ -18,7 +18,6 @@ from typing import Protocol
 from dsiem_sql.engine import Changes, Engine, InvalidEvent, decode_event
 from dsiem_sql.engine.engine import wall_clock
 from dsiem_sql.output import OutputFiles
-from dsiem_sql.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +172,8 @@ class ReplayError(Exception):
 
 async def replay_file(run: ReplayRun, engine: Engine, clock: EventClock) -> ReplaySummary:
     """Open the input (and the database), restore state, replay, and close everything."""
+    from dsiem_sql.store.store import Store  # SQLAlchemy and alembic load only when a db is used
+
     if run.resume and (run.db is None or run.file == "-"):
         raise ReplayError("--resume needs --db and an event file (not stdin)")
     try:

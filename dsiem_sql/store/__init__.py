@@ -1,6 +1,10 @@
-"""SQLite persistence: schema, migrations, the single writer and read-only queries."""
+"""SQLite persistence: schema (`schema`), migrations (`database`), the single writer and its
+outbox (`store`), and read-only queries (`query`).
 
-from dsiem_sql.store.database import StoreError, upgrade
-from dsiem_sql.store.store import Resumed, Store
+Submodules are imported where needed, so commands that use no database do not load
+SQLAlchemy and alembic.
+"""
 
-__all__ = ["Resumed", "Store", "StoreError", "upgrade"]
+from dsiem_sql.store.errors import StoreError
+
+__all__ = ["StoreError"]

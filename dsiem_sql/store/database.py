@@ -21,14 +21,12 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from dsiem_sql.store.errors import StoreError
+
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 5000
 Sync = Literal["normal", "full"]
-
-
-class StoreError(Exception):
-    """A database that cannot be used; the message names the file and the reason."""
 
 
 def alembic_config() -> AlembicConfig:
