@@ -103,7 +103,7 @@ class Store:
                 result = await conn.execute(
                     select(directive_versions.c.sha256, directive_versions.c.id)
                 )
-                self._versions = dict(result.tuples().all())
+                self._versions = dict(result.all())
         except BaseException:
             await self.close()
             raise
@@ -113,7 +113,7 @@ class Store:
         assert self.engine is not None
         resumed = Resumed()
         async with self.engine.connect() as conn:
-            state = dict((await conn.execute(select(engine_state))).tuples().all())
+            state = dict((await conn.execute(select(engine_state))).all())
             resumed.clock = state.get("clock", 0)
             engine.next_seq = max(engine.next_seq, state.get("next_seq", 1))
             if source is not None:
@@ -153,7 +153,7 @@ class Store:
                     .where(stage_events.c.backlog_id.in_(ids))
                     .order_by(stage_events.c.id)
                 )
-            ).tuples():
+            ):
                 events[backlog_id][stage].append(event_id)
         definitions: dict[str, DirectiveConfig] = {}
         for row in live:

@@ -1,0 +1,199 @@
+"""Restart semantics: the state reloaded from the database equals the engine's (issue 3)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from itertools import count
+from pathlib import Path
+
+from dbcompare import database_dump, normalised_outputs
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from workload import PLUGIN, T0, events, write_configs
+
+from dsiem_sql.config import load_config
+from dsiem_sql.engine import Changes, Engine, decode_event
+from dsiem_sql.replay import EventClock
+from dsiem_sql.store.database import upgrade
+from dsiem_sql.store.rows import rule_json
+from dsiem_sql.store.store import Store
+
+ROOT = Path(__file__).resolve().parents[2]
+WORK = Path(tempfile.mkdtemp(prefix="dsiem-sql-state-"))
+CONFIGS = write_configs(WORK / "configs", n_directives=5)
+CONFIG = load_config(CONFIGS)
+TEMPLATE_DB = WORK / "template.db"
+upgrade(TEMPLATE_DB)
+
+
+def engine_state(engine: Engine) -> tuple:
+    backlogs = tuple(
+        (
+            b.id, b.seq, b.definition, b.title, b.status, b.tag, b.current_stage, b.risk,
+            b.risk_class, list(b.src_ips), list(b.dst_ips), list(b.networks),
+            list(b.custom_data), b.created_time, b.update_time, b.last_srcport,
+            b.last_dstport, b.state, sorted(b.event_ids), b.deadline,
+            [
+                (rule_json(s.rule), s.resolved, list(s.event_ids), list(s.sticky),
+                 s.start_time, s.end_time, s.status, s.first_event)
+                for s in b.stages
+            ],
+        )
+        for b in engine.live_backlogs()
+    )
+    per_directive = tuple(tuple(b.id for b in d.backlogs) for d in engine.directives)
+    return backlogs, per_directive, engine.next_seq
+
+
+def new_ids(prefix: str):
+    counter = count(1)
+    return lambda: f"{prefix}{next(counter)}"
+
+
+event_strategy = st.tuples(
+    st.integers(1, 6),  # plugin_sid: 1..5 reach a directive, 6 reaches none
+    st.integers(0, 3),  # source
+    st.integers(0, 2),  # destination
+    st.sampled_from([22, 80, 443]),
+    st.sampled_from(["", "x", "X"]),
+    st.integers(0, 400),  # seconds after the previous event (may expire backlogs)
+    st.booleans(),  # reuse the previous event id
+)
+
+
+def to_event(i: int, spec: tuple, ts: int, previous_id: str):
+    sid, src, dst, port, data, _, reuse = spec
+    return decode_event(json.dumps({
+        "event_id": previous_id if reuse and previous_id else f"ev{i}",
+        "timestamp": datetime.fromtimestamp(ts, UTC).isoformat(),
+        "title": "t", "sensor": "s", "plugin_id": PLUGIN, "plugin_sid": sid,
+        "src_ip": f"198.51.100.{src}", "dst_ip": f"10.0.0.{dst}", "dst_port": port,
+        "custom_label1": "l", "custom_data1": data,
+    }))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(event_strategy, min_size=1, max_size=25))
+def test_reloaded_state_equals_engine_state_after_every_prefix(specs):
+    db = Path(tempfile.mkdtemp(dir=WORK)) / "state.db"
+    shutil.copy(TEMPLATE_DB, db)
+
+    async def scenario():
+        clock = EventClock(T0)
+        engine = Engine(CONFIG, clock=clock, new_id=new_ids("a"))
+        store = Store(db, db.parent / "out")
+        await store.open()
+        try:
+            ts, previous = T0, ""
+            for i, spec in enumerate(specs):
+                ts += spec[5]
+                event = to_event(i, spec, ts, previous)
+                previous = event.event_id
+                changes = Changes()
+                if clock.advance(event.ts):
+                    engine.expire(into=changes)
+                engine.process(event, into=changes)
+                await store.commit(changes, engine, clock.now, ("input", i + 1, 0))
+                reloaded = Engine(CONFIG, clock=EventClock(clock.now), new_id=new_ids("b"))
+                resumed = await store.load(reloaded, "input")
+                assert (resumed.clock, resumed.line) == (clock.now, i + 1)
+                assert engine_state(reloaded) == engine_state(engine)
+            # the reloaded engine goes on exactly like the original
+            later = to_event(999, (1, 0, 0, 80, "x", 0, False), ts + 1, "")
+            engine.new_id, reloaded.new_id = new_ids("c"), new_ids("c")
+            a, b = engine.process(later), reloaded.process(later)
+            assert (a.links, a.alarms) == (b.links, b.alarms)
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+def replay(configs: Path, out: Path, db: Path, events_file: Path, *extra: str):
+    run = subprocess.run(
+        [sys.executable, "-m", "dsiem_sql", "replay", "--configs", str(configs), "--out",
+         str(out), "--db", str(db), *extra, str(events_file)],
+        capture_output=True, cwd=ROOT, timeout=120,
+    )
+    assert run.returncode == 0, run.stderr.decode()
+    return run
+
+
+def test_two_files_into_one_database_equal_their_concatenation(tmp_path):
+    lines = events(6000, n_directives=20, seed=11)
+    part1, part2, whole = tmp_path / "1.jsonl", tmp_path / "2.jsonl", tmp_path / "all.jsonl"
+    part1.write_text("\n".join(lines[:2500]) + "\n")
+    part2.write_text("\n".join(lines[2500:]) + "\n")
+    whole.write_text("\n".join(lines) + "\n")
+    configs = write_configs(tmp_path / "configs")
+    replay(configs, tmp_path / "split", tmp_path / "split.db", part1)
+    replay(configs, tmp_path / "split", tmp_path / "split.db", part2)
+    replay(configs, tmp_path / "whole", tmp_path / "whole.db", whole)
+    split_alarms, split_links, split_ids = normalised_outputs(tmp_path / "split")
+    whole_alarms, whole_links, whole_ids = normalised_outputs(tmp_path / "whole")
+    assert split_links == whole_links and split_alarms == whole_alarms
+    assert len(whole_alarms) > 10
+    assert database_dump(tmp_path / "split.db", split_ids) == database_dump(
+        tmp_path / "whole.db", whole_ids
+    )
+
+
+def test_backlog_whose_deadline_passed_while_down_expires_at_the_first_check(tmp_path):
+    configs = write_configs(tmp_path / "configs")
+    first = [json.loads(x) for x in events(400, seed=5)]
+    (tmp_path / "1.jsonl").write_text("\n".join(json.dumps(e) for e in first) + "\n")
+    out, db = tmp_path / "out", tmp_path / "state.db"
+    replay(configs, out, db, tmp_path / "1.jsonl")
+    live_before = _query(db, "SELECT alarm_id FROM live_backlogs")
+    assert live_before
+    # one unrelated event two hours later: the first check after the restart expires them
+    later = dict(first[0], event_id="later", plugin_sid=9999,
+                 timestamp=datetime.fromtimestamp(T0 + 7200, UTC).isoformat())
+    (tmp_path / "2.jsonl").write_text(json.dumps(later) + "\n")
+    replay(configs, out, db, tmp_path / "2.jsonl")
+    assert _query(db, "SELECT alarm_id FROM live_backlogs") == []
+    states = dict(_query(db, "SELECT id, state FROM backlogs"))
+    assert {states[a] for (a,) in live_before} == {"expired"}
+    timeouts = [json.loads(x) for x in (out / "siem_alarms.json").read_text().splitlines()]
+    expired_alarms = {a["alarm_id"] for a in timeouts
+                      if any(r.get("status") == "timeout" for r in a["rules"])}
+    alarmed = {a for (a,) in _query(db, "SELECT alarm_id FROM alarms WHERE state='expired'")}
+    assert expired_alarms == alarmed and alarmed
+
+
+def test_retention_prunes_ended_backlogs_but_never_live_ones(tmp_path):
+    configs = write_configs(tmp_path / "configs")
+    lines = events(8000, seed=9)
+    (tmp_path / "1.jsonl").write_text("\n".join(lines) + "\n")
+    out, db = tmp_path / "out", tmp_path / "state.db"
+    replay(configs, out, db, tmp_path / "1.jsonl")
+    ended = _query(db, "SELECT count(*) FROM backlogs WHERE state != 'live'")[0][0]
+    live = _query(db, "SELECT id FROM backlogs WHERE state = 'live'")
+    assert ended > 0 and live
+    # eight days later (event time) one more event arrives: ended ones are past retention
+    late = json.loads(lines[0])
+    late.update(event_id="late", plugin_sid=9999,
+                timestamp=datetime.fromtimestamp(T0 + 8 * 86400, UTC).isoformat())
+    (tmp_path / "2.jsonl").write_text(json.dumps(late) + "\n")
+    replay(configs, out, db, tmp_path / "2.jsonl", "--retention-days", "7")
+    rows = _query(db, "SELECT state, count(*) FROM backlogs GROUP BY state")
+    assert "finished" not in dict(rows)  # all pruned, with their stages and event links
+    remaining = {r[0] for r in _query(db, "SELECT DISTINCT backlog_id FROM stage_events")}
+    assert remaining == {r[0] for r in _query(db, "SELECT id FROM backlogs")}
+    assert dict(rows).get("expired", 0) == len(live)  # expired just now: within retention
+
+
+def _query(db: Path, sql: str) -> list[tuple]:
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
