@@ -151,6 +151,7 @@ class WriterLock:
         self._fd: int | None = None
 
     def acquire(self, database: Path) -> None:
+        check_database_file(Path(database))  # before creating a lock file beside it
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:

@@ -22,6 +22,8 @@ def read_query(path: Path, query: str) -> tuple[list[str], list[tuple[Any, ...]]
     def connect() -> sqlite3.Connection:
         con = sqlite3.connect(uri, uri=True)
         con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        # ATTACH and VACUUM INTO would create or write other database files
+        con.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
         return con
 
     engine = create_engine("sqlite://", creator=connect)
@@ -33,7 +35,7 @@ def read_query(path: Path, query: str) -> tuple[list[str], list[tuple[Any, ...]]
             return list(result.keys()), [tuple(r) for r in result.all()]
     except Exception as exc:  # the driver's message is the clearest explanation
         message = str(getattr(exc, "orig", exc)).splitlines()[0]
-        if "readonly" in message or "read-only" in message:
+        if any(w in message for w in ("readonly", "read-only", "attached databases")):
             message += " (dsiem-sql sql opens the database read-only)"
         raise StoreError(f"{path}: {message}") from None
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from functools import lru_cache
 from typing import Any
 
 from dsiem_sql.config.models import DirectiveConfig
@@ -28,7 +29,9 @@ def definition_sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+@lru_cache(maxsize=65536)
 def rule_json(rule: Rule) -> str:
+    """The rule's text fields as JSON (memoised: backlogs share their rule objects)."""
     obj = {}
     for name in RULE_FIELDS:
         value = getattr(rule, name)
@@ -74,9 +77,14 @@ def backlog_row(b: Backlog, directive_version: int) -> dict[str, Any]:
     }
 
 
-def stage_rows(b: Backlog) -> list[dict[str, Any]]:
-    return [
-        {
+def stage_mark(s: Stage) -> tuple:
+    """Changes whenever a stage's row would: its lists only ever grow."""
+    return (s.resolved, len(s.event_ids), len(s.sticky), s.status, s.start_time, s.end_time,
+            s.first_event is None, id(s.rule))
+
+
+def stage_row(b: Backlog, s: Stage) -> dict[str, Any]:
+    return {
             "backlog_id": b.id,
             "stage": s.number,
             "rule": rule_json(s.rule),
@@ -87,8 +95,6 @@ def stage_rows(b: Backlog) -> list[dict[str, Any]]:
             "first_event": None if s.first_event is None else dumps(list(s.first_event)),
             "sticky": dumps(list(s.sticky)),
         }
-        for s in b.stages
-    ]
 
 
 def outbox_lines(changes: Changes) -> list[tuple[str, str]]:

@@ -86,6 +86,8 @@ class Store:
         self._versions: dict[str, int] = {}  # definition sha -> directive_versions.id
         self._version_of: dict[int, int] = {}  # id(DirectiveConfig) -> directive_versions.id
         self._files: dict[str, _OutputFile] = {}
+        # (backlog id, stage) -> rows.stage_mark of the row last written, to skip unchanged ones
+        self._stage_marks: dict[tuple[str, int], tuple] = {}
         self._next_outbox = 1
         self._unconfirmed = False
 
@@ -175,6 +177,8 @@ class Store:
                 dict(row), stage_rows[row["id"]], events[row["id"]], directive, definition
             )
             engine.restore(b)
+            for stage in b.stages:
+                self._stage_marks[(b.id, stage.number)] = rows.stage_mark(stage)
             resumed.backlogs += 1
         return resumed
 
@@ -197,11 +201,17 @@ class Store:
         async with self.engine.begin() as conn:
             backlog_rows = []
             stage_list: list[dict[str, Any]] = []
+            marks: dict[tuple[str, int], tuple | None] = {}
             for b in changes.backlogs.values():
                 backlog_rows.append(rows.backlog_row(b, await self._version(conn, b.definition)))
-                stage_list.extend(rows.stage_rows(b))
+                for stage in b.stages:
+                    key, mark = (b.id, stage.number), rows.stage_mark(stage)
+                    if self._stage_marks.get(key) != mark:
+                        stage_list.append(rows.stage_row(b, stage))
+                        marks[key] = None if b.state != "live" else mark
             if backlog_rows:
                 await conn.execute(UPSERT_BACKLOG, backlog_rows)
+            if stage_list:
                 await conn.execute(UPSERT_STAGE, stage_list)
             if changes.links:
                 await conn.execute(
@@ -220,6 +230,11 @@ class Store:
                     UPSERT_PROGRESS, {"source": source, "line": line, "offset": offset}
                 )
             await self._confirm_written(conn)
+        for key, mark in marks.items():
+            if mark is None:
+                self._stage_marks.pop(key, None)
+            else:
+                self._stage_marks[key] = mark
         self._next_outbox += len(lines)
         self._append(outbox_rows)
 
