@@ -83,6 +83,7 @@ class ReplaySummary:
     alarm_lines: int = 0
     live_backlogs: int = 0
     seconds: float = 0.0
+    event_clock: int = 0  # the clock after the last event, before any final sweep
 
     @property
     def events_per_second(self) -> float:
@@ -133,6 +134,7 @@ async def replay(
             await sink.commit(batch, engine, clock.now, _position(source, line, offset))
             batch = Changes()
             last_commit = time.monotonic()
+    summary.event_clock = clock.now
     if final_sweep:
         clock.advance(wall_clock())
         engine.expire(into=batch)
@@ -221,7 +223,8 @@ async def replay_file(run: ReplayRun, engine: Engine, clock: EventClock) -> Repl
                 line=line,
                 offset=offset,
             )
-            await store.prune(clock.now - run.retention_days * day)
+            # retention follows event time; a final sweep's jump to wall-clock time prunes nothing
+            await store.prune(summary.event_clock - run.retention_days * day)
             return summary
         finally:
             await store.close()
