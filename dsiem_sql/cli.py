@@ -192,10 +192,15 @@ DbOpt = Annotated[Path, typer.Option("--db", envvar="DSIEM_DB", help="SQLite dat
 @db_app.command("upgrade")
 def db_upgrade(db: DbOpt) -> None:
     """Create the database or upgrade its schema to the newest revision."""
-    from dsiem_sql.store.database import upgrade
+    from dsiem_sql.store.database import WriterLock, upgrade
 
+    lock = WriterLock(db)  # a migration is a write: not while a writer runs
     try:
-        typer.echo(f"{db}: schema at revision {upgrade(db)} (newest)")
+        lock.acquire(db)
+        try:
+            typer.echo(f"{db}: schema at revision {upgrade(db)} (newest)")
+        finally:
+            lock.release()
     except StoreError as exc:
         raise fail(str(exc)) from None
 
@@ -203,14 +208,19 @@ def db_upgrade(db: DbOpt) -> None:
 @db_app.command("current")
 def db_current(db: DbOpt) -> None:
     """Print the schema revision of a database without changing it."""
-    from dsiem_sql.store.database import current_revision, head_revision
+    from dsiem_sql.store.database import current_revision, head_revision, known_revisions
 
     try:
         revision = current_revision(db)
     except StoreError as exc:
         raise fail(str(exc)) from None
     head = head_revision()
-    state = "newest" if revision == head else f"newest is {head}"
+    if revision == head:
+        state = "newest"
+    elif revision is not None and revision not in known_revisions():
+        state = f"newer than this dsiem-sql, which knows up to {head}"
+    else:
+        state = f"newest is {head}"
     typer.echo(f"{db}: schema at revision {revision or 'none'} ({state})")
 
 

@@ -41,7 +41,7 @@ def head_revision() -> str:
     return head
 
 
-def _known_revisions() -> set[str]:
+def known_revisions() -> set[str]:
     return {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
 
 
@@ -122,7 +122,7 @@ def upgrade(path: Path, sync: Sync = "normal") -> str:
     check_database_file(path)
     if path.exists() and path.stat().st_size > 0:
         revision = current_revision(path)
-        if revision is not None and revision not in _known_revisions():
+        if revision is not None and revision not in known_revisions():
             raise StoreError(
                 f"{path}: schema revision {revision} is newer than this dsiem-sql "
                 f"(it knows up to {head_revision()}); upgrade dsiem-sql"
