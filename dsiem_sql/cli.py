@@ -184,6 +184,126 @@ def replay_command(
     typer.echo(f"output in {out}/")
 
 
+@app.command("serve")
+def serve_command(
+    node: Annotated[str, typer.Option("-n", "--node", envvar="DSIEM_NODE",
+                                      help="Node name; selects directives_<node>_*.json.")],
+    configs: Annotated[Path, typer.Option("--configs", envvar="DSIEM_CONFIGS",
+                                          help="Config directory.")] = Path("configs"),
+    db: Annotated[Path, typer.Option("--db", envvar="DSIEM_DB",
+                                     help="SQLite database for state.")] = Path("dsiem.db"),
+    logs: Annotated[Path, typer.Option("--logs", envvar="DSIEM_LOGS",
+                                       help="Directory of siem_alarms.json and "
+                                            "siem_alarm_events.json.")] = Path("logs"),
+    frontend: Annotated[str | None, typer.Option(
+        "-f", "--frontend", envvar="DSIEM_FRONTEND",
+        help="Download configs from this Dsiem frontend's /config/ first.")] = None,
+    msq: Annotated[str, typer.Option("--msq", envvar="DSIEM_MSQ",
+                                     help="NATS URL (may carry user:password@).")
+                   ] = "nats://dsiem-nats:4222",
+    nats_token: Annotated[str | None, typer.Option("--nats-token",
+                                                   envvar="DSIEM_NATS_TOKEN")] = None,
+    nats_creds: Annotated[Path | None, typer.Option("--nats-creds", envvar="DSIEM_NATS_CREDS",
+                                                    help="NATS .creds file.")] = None,
+    nats_tls_ca: Annotated[Path | None, typer.Option("--nats-tls-ca",
+                                                     envvar="DSIEM_NATS_TLS_CA")] = None,
+    nats_tls_cert: Annotated[Path | None, typer.Option("--nats-tls-cert",
+                                                       envvar="DSIEM_NATS_TLS_CERT")] = None,
+    nats_tls_key: Annotated[Path | None, typer.Option("--nats-tls-key",
+                                                      envvar="DSIEM_NATS_TLS_KEY")] = None,
+    min_alarm_lifetime: Annotated[int | None, typer.Option(
+        "-l", "--min-alarm-lifetime", help="Minutes added to deadlines [DSIEM_MINALARMLIFETIME]"
+    )] = None,
+    status: Annotated[str | None, typer.Option("-s", "--status",
+                                               help="[DSIEM_STATUS] first = new alarms")] = None,
+    tags: Annotated[str | None, typer.Option("-t", "--tags",
+                                             help="[DSIEM_TAGS] first = new alarms")] = None,
+    med_risk_min: Annotated[int | None, typer.Option("--med_risk_min", "--med-risk-min",
+                                                     help="[DSIEM_MEDRISKMIN] 2..8")] = None,
+    med_risk_max: Annotated[int | None, typer.Option("--med_risk_max", "--med-risk-max",
+                                                     help="[DSIEM_MEDRISKMAX] 3..9")] = None,
+    max_eps: Annotated[int | None, typer.Option(
+        "-e", "--max_eps", "--max-eps", min=1, max=2**32 - 1,
+        help="Expected events/s, for the watchdog [DSIEM_MAXEPS or MAX_EPS]")] = None,
+    cache: Annotated[int, typer.Option("-c", "--cache", envvar="DSIEM_CACHEDURATION", min=0,
+                                       max=255, help="Intel/vuln cache minutes.")] = 10,
+    max_queue: Annotated[int, typer.Option("-q", "--max_queue", "--max-queue",
+                                           envvar="DSIEM_MAXQUEUE", min=0,
+                                           help="Queue size; 0 = unbounded.")] = 25000,
+    hold_duration: Annotated[int, typer.Option("--hold_duration", "--hold-duration",
+                                               envvar="DSIEM_HOLDDURATION", min=1, max=255,
+                                               help="Seconds before overload=false.")] = 10,
+    max_delay: Annotated[int, typer.Option("-d", "--max_delay", "--max-delay",
+                                           envvar="DSIEM_MAXDELAY", min=0, max=65535,
+                                           help="Seconds; 0 disables overload signals.")] = 180,
+    intel_private_ip: Annotated[bool, typer.Option("--intel_private_ip", "--intel-private-ip",
+                                                   envvar="DSIEM_INTELPRIVATEIP")] = False,
+    reload_backlogs: Annotated[bool, typer.Option(
+        "--reload-backlogs/--no-reload-backlogs", envvar="DSIEM_RELOAD_BACKLOGS",
+        help="Resume the live backlogs kept in the database.")] = True,
+    reference_mode: Annotated[str | None, typer.Option(
+        "--reference-mode", help="value (default) or rule [DSIEM_REFERENCE_MODE]")] = None,
+    commit_interval: Annotated[int, typer.Option("--commit-interval", min=1,
+                                                 envvar="DSIEM_COMMIT_INTERVAL",
+                                                 help="Group commit every this many ms.")] = 100,
+    db_sync: Annotated[DbSync, typer.Option("--db-sync", envvar="DSIEM_DB_SYNC")
+                       ] = DbSync.normal,
+    retention_days: Annotated[int, typer.Option("--retention-days", min=0,
+                                                envvar="DSIEM_RETENTION_DAYS")] = 7,
+    metrics_port: Annotated[int | None, typer.Option(
+        "--metrics-port", min=1, max=65535, envvar="DSIEM_METRICS_PORT",
+        help="Serve Prometheus /metrics and /healthz on this port.")] = None,
+) -> None:
+    """Correlate events from NATS, keeping state in SQLite (the Dsiem backend's job)."""
+    import os
+
+    from dsiem_sql.bus import NatsOptions
+    from dsiem_sql.service import ServeOptions, run_service
+
+    settings = engine_settings(
+        reference_mode=reference_mode,
+        min_alarm_lifetime=min_alarm_lifetime,
+        status=status,
+        tags=tags,
+        med_risk_min=med_risk_min,
+        med_risk_max=med_risk_max,
+    )
+    if max_eps is None:
+        raw = os.environ.get("DSIEM_MAXEPS") or os.environ.get("MAX_EPS") or "1000"
+        if not raw.isdigit() or not 1 <= int(raw) < 2**32:
+            raise fail(f"max_eps: invalid value {raw!r} (DSIEM_MAXEPS / MAX_EPS)")
+        max_eps = int(raw)
+    options = ServeOptions(
+        node=node,
+        configs=configs,
+        db=db,
+        logs=logs,
+        frontend=frontend,
+        nats=NatsOptions(
+            url=msq,
+            token=nats_token,
+            creds=None if nats_creds is None else str(nats_creds),
+            tls_ca=None if nats_tls_ca is None else str(nats_tls_ca),
+            tls_cert=None if nats_tls_cert is None else str(nats_tls_cert),
+            tls_key=None if nats_tls_key is None else str(nats_tls_key),
+        ),
+        max_queue=max_queue,
+        max_delay=max_delay,
+        hold_duration=hold_duration,
+        max_eps=max_eps,
+        batching=Batching(commit_interval),
+        db_sync=db_sync.value,
+        retention_days=retention_days,
+        metrics_port=metrics_port,
+        reload_backlogs=reload_backlogs,
+    )
+    del cache, intel_private_ip  # used by the intel/vuln plugins (a later feature)
+    try:
+        run_service(options, settings.engine_options())
+    except (ConfigError, StoreError) as exc:
+        raise fail(str(exc)) from None
+
+
 db_app = typer.Typer(no_args_is_help=True, help="Database schema commands.")
 app.add_typer(db_app, name="db")
 DbOpt = Annotated[Path, typer.Option("--db", envvar="DSIEM_DB", help="SQLite database.")]

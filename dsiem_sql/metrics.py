@@ -1,0 +1,73 @@
+"""Prometheus metrics and `/healthz`, served by a small asyncio HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.received = Counter("dsiem_events_received", "Events received from NATS", registry=r)
+        self.invalid = Counter("dsiem_events_invalid", "Events dropped as malformed or invalid",
+                               registry=r)
+        self.dropped = Counter("dsiem_events_dropped", "Events dropped because the queue was full",
+                               registry=r)
+        self.processed = Counter("dsiem_events_processed", "Events run through the engine",
+                                 registry=r)
+        self.queue_length = Gauge("dsiem_queue_length", "Events waiting in the queue", registry=r)
+        self.backlogs = Gauge("dsiem_backlogs", "Live backlogs", registry=r)
+        self.alarms = Counter("dsiem_alarms_written", "Alarm lines written", registry=r)
+        self.commit_seconds = Histogram(
+            "dsiem_commit_seconds", "Latency of one database commit", registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+async def serve_metrics(metrics: Metrics, host: str, port: int, healthy) -> asyncio.Server:
+    """GET /metrics (Prometheus text) and GET /healthz (200 when `healthy()` else 503)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readline(), 5)
+            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
+                pass
+            parts = request.decode("latin-1").split()
+            path = parts[1] if len(parts) > 1 else "/"
+            if path == "/metrics":
+                status, body, kind = "200 OK", metrics.render(), CONTENT_TYPE_LATEST
+            elif path == "/healthz":
+                ok = healthy()
+                status = "200 OK" if ok else "503 Service Unavailable"
+                body, kind = (b"ok\n" if ok else b"not ready\n"), "text/plain"
+            else:
+                status, body, kind = "404 Not Found", b"not found\n", "text/plain"
+            writer.write(
+                f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
+                "Connection: close\r\n\r\n".encode() + body
+            )
+            await writer.drain()
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, host, port)
+    log.info("metrics on http://%s:%d/metrics", host, port)
+    return server

@@ -1,0 +1,265 @@
+"""`dsiem-sql serve`: the NATS correlation service (SPEC §1, §9).
+
+One task runs the engine: it takes events from the intake queue in arrival order, runs
+expiry on the wall clock every 10 s, and hands changes to the single database writer in
+group commits. NATS callbacks only enqueue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dsiem_sql.bus import Bus, NatsOptions
+from dsiem_sql.config import load_config
+from dsiem_sql.config.download import download_config
+from dsiem_sql.engine import Changes, Engine, EngineOptions, InvalidEvent, decode_event
+from dsiem_sql.engine.engine import wall_clock
+from dsiem_sql.intake import Intake
+from dsiem_sql.metrics import Metrics, serve_metrics
+from dsiem_sql.replay import Batching
+
+log = logging.getLogger(__name__)
+
+MAX_EVENT_BYTES = 256 * 1024
+TAKE = 256  # events handled between two yields to the event loop
+DAY = 86400
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    node: str
+    configs: Path = Path("configs")
+    db: Path = Path("dsiem.db")
+    logs: Path = Path("logs")
+    frontend: str | None = None
+    nats: NatsOptions = field(default_factory=NatsOptions)
+    max_queue: int = 25000
+    max_delay: int = 180
+    hold_duration: int = 10
+    max_eps: int = 1000
+    batching: Batching = field(default_factory=Batching)
+    db_sync: str = "normal"
+    retention_days: int = 7
+    metrics_port: int | None = None
+    metrics_host: str = "0.0.0.0"
+    reload_backlogs: bool = True
+    expiry_interval: float = 10.0
+    watchdog_interval: float = 10.0
+
+
+class Overload:
+    """SPEC §9.4: `true` on the first pressure signal, `false` `hold` seconds after the last."""
+
+    def __init__(self, bus: Bus, hold: float):
+        self.bus, self.hold = bus, hold
+        self.active = False
+        self.until = 0.0
+
+    def signal(self) -> None:
+        self.until = time.monotonic() + self.hold
+        if self.active:
+            return
+        self.active = True
+        asyncio.get_running_loop().create_task(self._send(True))
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(min(self.hold, 1.0) / 4)
+            if self.active and time.monotonic() >= self.until:
+                self.active = False
+                await self._send(False)
+
+    async def _send(self, value: bool) -> None:
+        try:
+            await self.bus.publish_overload(value)
+            log.info("overload = %s signal sent to frontend", str(value).lower())
+        except Exception as exc:
+            log.warning("cannot send the overload signal: %s", exc)
+
+
+class Service:
+    def __init__(self, options: ServeOptions, engine_options: EngineOptions):
+        self.options = options
+        self.engine_options = engine_options
+        self.metrics = Metrics()
+        self.intake = Intake(options.max_queue)
+        self.invalid = 0
+        self.processed = 0
+        self.proc_seconds = 0.0
+        self.ready = False
+        self._synced = {"received": 0, "dropped": 0, "processed": 0}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        from dsiem_sql.store.store import Store
+
+        o = self.options
+        if o.frontend:
+            count = await download_config(o.frontend, o.node, o.configs)
+            log.info("downloaded %d config files from %s", count, o.frontend)
+        config = load_config(o.configs)
+        engine = Engine(config, self.engine_options, clock=wall_clock)
+        store = Store(o.db, o.logs, o.db_sync)  # type: ignore[arg-type]
+        await store.open()
+        metrics_server = None
+        bus = Bus(o.nats, self.intake.put)
+        try:
+            if o.reload_backlogs:
+                resumed = await store.load(engine)
+                log.info("resumed %d live backlogs from %s", resumed.backlogs, o.db)
+            await store.prune(wall_clock() - o.retention_days * DAY)
+            if o.metrics_port is not None:
+                metrics_server = await serve_metrics(
+                    self.metrics, o.metrics_host, o.metrics_port, lambda: self.ready
+                )
+            if not await bus.start(stop):
+                return
+            overload = Overload(bus, o.hold_duration)
+            helpers = [
+                asyncio.create_task(overload.run()),
+                asyncio.create_task(self._watchdog(engine)),
+            ]
+            self.ready = True
+            worker = asyncio.create_task(self._work(engine, store, overload))
+            await stop.wait()
+            log.info("stopping: no new events, draining %d queued", len(self.intake))
+            self.ready = False
+            await bus.stop_intake()
+            self.intake.close()
+            await worker
+            for task in helpers:
+                task.cancel()
+        finally:
+            await store.close()
+            await bus.close()
+            if metrics_server is not None:
+                metrics_server.close()
+        log.info("stopped: %d events processed", self.processed)
+
+    async def _work(self, engine: Engine, store, overload: Overload) -> None:
+        o = self.options
+        batch = engine.expire()  # backlogs whose deadline passed while the service was down
+        interval = o.batching.interval_ms / 1000
+        last_commit = time.monotonic()
+        next_expiry = last_commit + o.expiry_interval
+        next_prune = last_commit + 3600
+        max_delay_ns = o.max_delay * 1_000_000_000
+        while True:
+            now = time.monotonic()
+            deadline = min(next_expiry, last_commit + interval if batch else next_expiry)
+            await self.intake.wait(max(0.0, deadline - now))
+            started = time.perf_counter()
+            for payload in self.intake.take(TAKE):
+                event = self._decode(payload)
+                if event is None:
+                    continue
+                links = len(batch.links)
+                engine.process(event, into=batch)
+                if (
+                    max_delay_ns
+                    and len(batch.links) > links
+                    and time.time_ns() - event.rcvd_time > max_delay_ns
+                ):
+                    overload.signal()
+                self.processed += 1
+            self.proc_seconds += time.perf_counter() - started
+            now = time.monotonic()
+            if now >= next_expiry:
+                engine.expire(into=batch)
+                next_expiry = now + o.expiry_interval
+            drained = self.intake.closed and not len(self.intake)
+            if batch and (
+                drained
+                or now - last_commit >= interval
+                or len(batch.links) + len(batch.backlogs) >= o.batching.changes
+            ):
+                await self._commit(store, engine, batch)
+                batch = Changes()
+                last_commit = time.monotonic()
+            elif not batch:
+                last_commit = now
+            if now >= next_prune:
+                await store.prune(wall_clock() - o.retention_days * DAY)
+                next_prune = now + 3600
+            if drained:
+                return
+            await asyncio.sleep(0)  # let NATS hand over more events
+
+    def _decode(self, payload: bytes):
+        try:
+            if len(payload) > MAX_EVENT_BYTES:
+                raise InvalidEvent(f"event of {len(payload)} bytes is larger than the limit")
+            return decode_event(payload)
+        except InvalidEvent as exc:
+            self.invalid += 1
+            self.metrics.invalid.inc()
+            log.warning("%s, skipping it", exc)
+            return None
+
+    async def _commit(self, store, engine: Engine, batch: Changes) -> None:
+        started = time.perf_counter()
+        await store.commit(batch, engine, engine.clock())
+        self.metrics.commit_seconds.observe(time.perf_counter() - started)
+        self.metrics.alarms.inc(len(batch.alarms))
+        self._sync_metrics(engine)
+
+    def _sync_metrics(self, engine: Engine) -> None:
+        m, synced = self.metrics, self._synced
+        now = {"received": self.intake.received, "dropped": self.intake.dropped,
+               "processed": self.processed}
+        m.received.inc(now["received"] - synced["received"])
+        m.dropped.inc(now["dropped"] - synced["dropped"])
+        m.processed.inc(now["processed"] - synced["processed"])
+        m.queue_length.set(len(self.intake))
+        m.backlogs.set(len(engine.backlogs))
+        self._synced = now
+
+    async def _watchdog(self, engine: Engine) -> None:
+        """SPEC §9.6: a `watchdog report` every 10 s, with [R]'s field names."""
+        o = self.options
+        seen = {"received": 0, "processed": 0, "matched": 0, "dropped": 0, "seconds": 0.0}
+        while True:
+            await asyncio.sleep(o.watchdog_interval)
+            self._sync_metrics(engine)
+            received, dropped = self.intake.received, self.intake.dropped
+            matched, seconds = engine.stats.matched, self.proc_seconds
+            processed = self.processed
+            done = processed - seen["processed"]
+            avg_ms = 1000 * (seconds - seen["seconds"]) / done if done else 0.0
+            fields = {
+                "eps": round(done / o.watchdog_interval, 2),
+                "queue_length": len(self.intake),
+                "avg_proc_time_ms": round(avg_ms, 3),
+                "directives_ttl": len(engine.directives),
+                "directives_active": sum(1 for d in engine.directives if d.backlogs),
+                "backlogs": len(engine.backlogs),
+                "events_rcvd": received - seen["received"],
+                "events_matched": matched - seen["matched"],
+                "events_dropped": dropped - seen["dropped"],
+                "events_invalid": self.invalid,
+            }
+            log.info("watchdog report", extra={"fields": fields})
+            if len(self.intake) and o.max_eps and avg_ms > 1000 / o.max_eps:
+                log.warning(
+                    "avg. processing time maybe too long to sustain the target %d event/sec "
+                    "(or %.3f ms/event)", o.max_eps, 1000 / o.max_eps,
+                )
+            seen.update(received=received, processed=processed, matched=matched,
+                        dropped=dropped, seconds=seconds)
+
+
+def run_service(options: ServeOptions, engine_options: EngineOptions) -> None:
+    """Run until SIGTERM, SIGINT or SIGHUP; then drain, commit and return."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.add_signal_handler(sig, stop.set)
+        await Service(options, engine_options).run(stop)
+
+    asyncio.run(main())
