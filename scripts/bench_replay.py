@@ -87,11 +87,13 @@ def write_configs(directory: Path, n: int) -> None:
     (directory / "directives_bench_0.json").write_text(json.dumps({"directives": directives}))
 
 
-def write_events(path: Path, n_directives: int, n_events: int, seed: int = 1) -> None:
+def write_events(
+    path: Path, n_directives: int, n_events: int, seed: int = 1, t0: int = T0
+) -> None:
     rnd = random.Random(seed)
     with path.open("w") as f:
         for i in range(n_events):
-            ts = datetime.fromtimestamp(T0 + i // 200, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            ts = datetime.fromtimestamp(t0 + i // 200, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             if rnd.random() < 0.1:
                 d = rnd.randrange(n_directives)
                 plugin_id, sid = PLUGIN_ID, d + 1

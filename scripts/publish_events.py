@@ -25,21 +25,25 @@ def shifted(lines: list[str]) -> list[str]:
             events.append(json.loads(line))
         except ValueError:
             events.append(line)  # published as is: the service reports it
-    times = [
-        datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00")).timestamp()
-        for e in events
-        if isinstance(e, dict) and isinstance(e.get("timestamp"), str)
-        and e["timestamp"][:4].isdigit()
-    ]
+    times = [_time(e) for e in events if _time(e) is not None]
     offset = time.time() - max(times) if times else 0
     out = []
     for e in events:
-        if isinstance(e, dict) and isinstance(e.get("timestamp"), str) and e["timestamp"][:4].isdigit():
-            t = datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00")).timestamp()
+        t = _time(e)
+        if t is not None:
             e["timestamp"] = datetime.fromtimestamp(t + offset, UTC).isoformat()
             e["rcvd_time"] = time.time_ns()
         out.append(json.dumps(e) if isinstance(e, dict) else e)
     return out
+
+
+def _time(event: object) -> float | None:
+    if not isinstance(event, dict) or not isinstance(event.get("timestamp"), str):
+        return None
+    try:
+        return datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 async def publish(url: str, lines: list[str]) -> None:

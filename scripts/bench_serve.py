@@ -1,0 +1,145 @@
+#!/usr/bin/env python
+"""Throughput of `dsiem-sql serve` over NATS with persistence: prints a table.
+
+For each directive count, a fresh nats-server and `serve` (max_queue 0, --db) are started; a
+separate publisher process sends the event mix of bench_replay.py as fast as it can. The
+clock runs from the first publish until serve has committed the last event.
+
+    .venv/bin/python scripts/bench_serve.py [--events 200000] [--directives 2,100,1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_replay import write_configs, write_events
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+PUBLISHER = """
+import asyncio, sys, time, nats
+async def main():
+    nc = await nats.connect(sys.argv[1], pending_size=64 * 1024 * 1024)
+    lines = [l.rstrip(b"\\n") for l in open(sys.argv[2], "rb")]
+    print(time.time(), flush=True)
+    for i, line in enumerate(lines):
+        await nc.publish("dsiem_events", line)
+        if i % 5000 == 0:
+            await nc.flush()
+    await nc.flush()
+    await nc.close()
+    print(time.time(), flush=True)
+asyncio.run(main())
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def metric(port: int, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return 0.0
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run(n_directives: int, n_events: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        configs = root / "configs"
+        configs.mkdir()
+        write_configs(configs, n_directives)
+        events = root / "events.jsonl"
+        # event time ends now, so that the service's wall clock expires nothing early
+        write_events(events, n_directives, n_events, t0=int(time.time()) - n_events // 200)
+        nats_port, metrics_port = free_port(), free_port()
+        url = f"nats://127.0.0.1:{nats_port}"
+        nats_server = subprocess.Popen(
+            [str(BIN / "nats-server"), "-a", "127.0.0.1", "-p", str(nats_port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "dsiem_sql", "serve", "--node", "bench", "--configs",
+             str(configs), "--msq", url, "--db", str(root / "dsiem.db"), "--logs",
+             str(root / "logs"), "--metrics-port", str(metrics_port), "--max_queue", "0",
+             "--max_delay", "0"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(root / "serve.log").open("wb"),
+        )
+        try:
+            for _ in range(300):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/healthz", timeout=1)
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            publisher = subprocess.run(
+                [sys.executable, "-c", PUBLISHER, url, str(events)],
+                capture_output=True, text=True, check=True,
+            )
+            first_publish = float(publisher.stdout.split()[0])
+            processed, last_change, done_at = -1.0, time.time(), None
+            while time.time() - last_change < 15:
+                now_processed = metric(metrics_port, "dsiem_events_processed_total")
+                if now_processed != processed:
+                    processed, last_change = now_processed, time.time()
+                if processed >= n_events:
+                    done_at = time.time()
+                    break
+                time.sleep(0.05)
+            rss = peak_rss_mb(serve.pid)
+            received = metric(metrics_port, "dsiem_events_received_total")
+            dropped = metric(metrics_port, "dsiem_events_dropped_total")
+            end = done_at or last_change
+        finally:
+            serve.terminate()
+            serve.wait(60)
+            nats_server.terminate()
+            nats_server.wait(10)
+        alarms_file = root / "logs" / "siem_alarms.json"
+        alarms = sum(1 for _ in alarms_file.open()) if alarms_file.exists() else 0
+    return {
+        "directives": n_directives, "events": n_events, "seconds": end - first_publish,
+        "eps": processed / (end - first_publish), "lost": n_events - int(processed),
+        "received": int(received), "dropped": int(dropped), "rss": rss, "alarm_lines": alarms,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--events", type=int, default=200_000)
+    p.add_argument("--directives", default="2,100,1000")
+    args = p.parse_args()
+    rows = [run(int(n), args.events) for n in args.directives.split(",")]
+    print(f"{'directives':>10} {'events':>8} {'seconds':>8} {'events/s':>10} {'lost':>6} "
+          f"{'dropped':>8} {'peak RSS MB':>11} {'alarm lines':>11}")
+    for r in rows:
+        print(f"{r['directives']:>10} {r['events']:>8} {r['seconds']:>8.2f} {r['eps']:>10,.0f} "
+              f"{r['lost']:>6} {r['dropped']:>8} {r['rss']:>11.0f} {r['alarm_lines']:>11}")
+    print("events/s: from the first publish until serve committed the last event "
+          "(persistence on, max_queue 0).")
+    print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()
