@@ -108,9 +108,11 @@ class Service:
         metrics_server = None
         bus = Bus(o.nats, self.intake.put)
         try:
+            resumed = await store.load(engine, backlogs=o.reload_backlogs)
             if o.reload_backlogs:
-                resumed = await store.load(engine)
                 log.info("resumed %d live backlogs from %s", resumed.backlogs, o.db)
+            else:
+                log.warning("--no-reload-backlogs: the live backlogs in %s are not resumed", o.db)
             await store.prune(wall_clock() - o.retention_days * DAY)
             if o.metrics_port is not None:
                 metrics_server = await serve_metrics(

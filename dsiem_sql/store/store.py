@@ -110,8 +110,11 @@ class Store:
             await self.close()
             raise
 
-    async def load(self, engine: Engine, source: str | None = None) -> Resumed:
-        """Give the engine back its live backlogs, clock and backlog counter."""
+    async def load(
+        self, engine: Engine, source: str | None = None, backlogs: bool = True
+    ) -> Resumed:
+        """Give the engine back its clock, backlog counter and (unless `backlogs` is false)
+        its live backlogs."""
         assert self.engine is not None
         resumed = Resumed()
         async with self.engine.connect() as conn:
@@ -126,6 +129,8 @@ class Store:
                 ).first()
                 if row is not None:
                     resumed.line, resumed.offset = row.line, row.offset
+            if not backlogs:
+                return resumed
             live = (
                 (
                     await conn.execute(
