@@ -170,11 +170,11 @@ def replay_command(
     rows = [
         ("events read", s.read),
         ("invalid", s.invalid),
-        ("whitelisted", s.whitelisted),
-        ("matched", s.matched),
-        ("backlogs opened", s.backlogs_opened),
-        ("alarms", s.alarms),
-        ("alarm lines", s.alarm_lines),
+        ("whitelisted", s.stats.whitelisted),
+        ("matched", s.stats.matched),
+        ("backlogs opened", s.stats.backlogs_opened),
+        ("alarms", s.stats.alarms),
+        ("alarm lines", s.stats.alarm_lines),
         ("live backlogs", s.live_backlogs),
         ("seconds", f"{s.seconds:.3f}"),
         ("events/s", f"{s.events_per_second:,.0f}"),
@@ -243,6 +243,11 @@ def serve_command(
         help="Resume the live backlogs kept in the database.")] = True,
     reference_mode: Annotated[str | None, typer.Option(
         "--reference-mode", help="value (default) or rule [DSIEM_REFERENCE_MODE]")] = None,
+    match_protocol: Annotated[bool | None, typer.Option(
+        "--match-protocol", help="Match rule protocols exactly [DSIEM_MATCH_PROTOCOL]")] = None,
+    taxonomy_custom_data: Annotated[bool | None, typer.Option(
+        "--taxonomy-custom-data",
+        help="Check custom data on TaxonomyRules [DSIEM_TAXONOMY_CUSTOM_DATA]")] = None,
     commit_interval: Annotated[int, typer.Option("--commit-interval", min=1,
                                                  envvar="DSIEM_COMMIT_INTERVAL",
                                                  help="Group commit every this many ms.")] = 100,
@@ -267,6 +272,8 @@ def serve_command(
         tags=tags,
         med_risk_min=med_risk_min,
         med_risk_max=med_risk_max,
+        match_protocol=match_protocol,
+        taxonomy_custom_data=taxonomy_custom_data,
     )
     if max_eps is None:
         raw = os.environ.get("DSIEM_MAXEPS") or os.environ.get("MAX_EPS") or "1000"

@@ -11,11 +11,11 @@ import os
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from dsiem_sql.engine import Changes, Engine, InvalidEvent, decode_event
+from dsiem_sql.engine import Changes, Engine, InvalidEvent, Stats, decode_event
 from dsiem_sql.engine.engine import wall_clock
 from dsiem_sql.output import OutputFiles
 
@@ -76,14 +76,10 @@ class Batching:
 class ReplaySummary:
     read: int = 0
     invalid: int = 0
-    whitelisted: int = 0
-    matched: int = 0
-    backlogs_opened: int = 0
-    alarms: int = 0
-    alarm_lines: int = 0
     live_backlogs: int = 0
     seconds: float = 0.0
     event_clock: int = 0  # the clock after the last event, before any final sweep
+    stats: Stats = field(default_factory=Stats)
 
     @property
     def events_per_second(self) -> float:
@@ -140,12 +136,7 @@ async def replay(
         engine.expire(into=batch)
     await sink.commit(batch, engine, clock.now, _position(source, line, offset))
     summary.seconds = time.perf_counter() - started
-    stats = engine.stats
-    summary.whitelisted = stats.whitelisted
-    summary.matched = stats.matched
-    summary.backlogs_opened = stats.backlogs_opened
-    summary.alarms = stats.alarms
-    summary.alarm_lines = stats.alarm_lines
+    summary.stats = engine.stats
     summary.live_backlogs = len(engine.backlogs)
     return summary
 

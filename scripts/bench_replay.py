@@ -145,8 +145,8 @@ def run(n_directives: int, n_events: int, db: bool) -> dict:
         "seconds": s.seconds,
         "eps": s.events_per_second,
         "cpu_eps": s.read / cpu,
-        "backlogs": s.backlogs_opened,
-        "alarms": s.alarms,
+        "backlogs": s.stats.backlogs_opened,
+        "alarms": s.stats.alarms,
     }
 
 
