@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -50,13 +51,19 @@ def fail(message: str) -> typer.Exit:
 
 @app.callback()
 def global_options(
-    verbose: Annotated[
-        int, typer.Option("-v", "--verbose", count=True, help="-v INFO, -vv DEBUG")
-    ] = 0,
+    ctx: typer.Context,
+    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="-v INFO, -vv DEBUG")] = 0,
     debug: Annotated[bool, typer.Option("--debug", envvar="DSIEM_DEBUG")] = False,
+    trace: Annotated[bool, typer.Option("--trace", envvar="DSIEM_TRACE")] = False,
     json_logs: Annotated[bool, typer.Option("-j", "--json", envvar="DSIEM_JSON")] = False,
 ) -> None:
-    level = logging.DEBUG if debug or verbose >= 2 else logging.INFO if verbose else logging.WARNING
+    """Logs go to stderr: INFO for serve, WARNING for the other commands, unless -v/--debug."""
+    if debug or trace or verbose >= 2:
+        level = logging.DEBUG
+    elif verbose or ctx.invoked_subcommand == "serve":
+        level = logging.INFO
+    else:
+        level = logging.WARNING
     setup_logging(level, json_logs)
 
 
@@ -368,4 +375,15 @@ def sql_command(
 
 
 def main() -> None:
-    app()
+    """Entry point. Usage errors (a bad flag value, a missing option) exit 1, as the
+    Dsiem backends do, instead of click's 2."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as exc:
+        if not hasattr(exc, "show"):  # click's (or typer's vendored click's) usage errors
+            raise
+        exc.show()
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
