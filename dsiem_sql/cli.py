@@ -52,7 +52,9 @@ def fail(message: str) -> typer.Exit:
 @app.callback()
 def global_options(
     ctx: typer.Context,
-    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="-v INFO, -vv DEBUG")] = 0,
+    verbose: Annotated[
+        int, typer.Option("-v", "--verbose", count=True, help="-v INFO, -vv DEBUG")
+    ] = 0,
     debug: Annotated[bool, typer.Option("--debug", envvar="DSIEM_DEBUG")] = False,
     trace: Annotated[bool, typer.Option("--trace", envvar="DSIEM_TRACE")] = False,
     json_logs: Annotated[bool, typer.Option("-j", "--json", envvar="DSIEM_JSON")] = False,
