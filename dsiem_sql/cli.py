@@ -318,6 +318,91 @@ def serve_command(
         run_service(options, settings.engine_options())
     except (ConfigError, StoreError) as exc:
         raise fail(str(exc)) from None
+    except OSError as exc:  # e.g. the metrics port is taken, the logs directory not writable
+        raise fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)) from None
+
+
+@app.command("import-backlogs")
+def import_backlogs_command(
+    paths: Annotated[list[Path], typer.Argument(
+        help="Saved backlog files (<directive_id>.json) or directories of them.")],
+    configs: ConfigsOpt,
+    db: Annotated[Path, typer.Option("--db", envvar="DSIEM_DB", help="SQLite database.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and report; write nothing.")
+                       ] = False,
+    remove: Annotated[bool, typer.Option("--remove", help="Delete fully imported files.")
+                      ] = False,
+    status: Annotated[str | None, typer.Option("-s", "--status")] = None,
+    tags: Annotated[str | None, typer.Option("-t", "--tags")] = None,
+) -> None:
+    """Import legacy /logs/backlogs/*.json snapshots ([M] and [R] formats) as live backlogs."""
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from dsiem_sql.importer import backlog_files, import_files
+
+    settings = engine_settings(status=status, tags=tags)
+    config = _load(configs)
+    files = backlog_files(paths)
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise fail(f"no such file or directory: {', '.join(missing)}")
+    engine = Engine(config, settings.engine_options())
+    console = Console(stderr=True)
+
+    async def run():
+        from dsiem_sql.store.store import Store
+
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("importing", total=len(files))
+
+            def advance(_result) -> None:
+                progress.advance(task)
+
+            if dry_run:
+                return await import_files(files, engine, None, on_file=advance,
+                                          present_ids=_present_ids(db))
+            store = Store(db, None)
+            await store.open()
+            try:
+                await store.load(engine)
+                return await import_files(files, engine, store, remove=remove, on_file=advance)
+            finally:
+                await store.close()
+
+    try:
+        results = asyncio.run(run())
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+    table = Table(title="dry run: nothing written" if dry_run else None)
+    for column in ("file", "backlogs", "imported", "already present", "skipped", "result"):
+        table.add_column(column, justify="left" if column in ("file", "result") else "right")
+    for r in results:
+        outcome = r.error or ("; ".join(f"{n} {why}" for why, n in r.skipped.items()) or "ok")
+        table.add_row(str(r.path), str(r.backlogs), str(r.imported), str(r.present),
+                      str(sum(r.skipped.values())), outcome)
+    table.add_row("total", str(sum(r.backlogs for r in results)),
+                  str(sum(r.imported for r in results)), str(sum(r.present for r in results)),
+                  str(sum(sum(r.skipped.values()) for r in results)),
+                  f"{sum(1 for r in results if r.error)} files failed")
+    Console().print(table)
+    if any(r.error for r in results):
+        raise typer.Exit(1)
+
+
+def _present_ids(db: Path):
+    """For a dry run: which alarm ids the database already holds (read-only)."""
+    from dsiem_sql.store.query import read_query
+
+    def present(ids: list[str]) -> set[str]:
+        if not db.exists():
+            return set()
+        marks = ",".join("?" * len(ids))
+        _, found = read_query(db, f"SELECT id FROM backlogs WHERE id IN ({marks})", ids)
+        return {r[0] for r in found}
+
+    return present
 
 
 db_app = typer.Typer(no_args_is_help=True, help="Database schema commands.")

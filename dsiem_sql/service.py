@@ -108,11 +108,12 @@ class Service:
         metrics_server = None
         bus = Bus(o.nats, self.intake.put)
         try:
-            resumed = await store.load(engine, backlogs=o.reload_backlogs)
+            resumed = await store.load(engine, with_backlogs=o.reload_backlogs)
             if o.reload_backlogs:
                 log.info("resumed %d live backlogs from %s", resumed.backlogs, o.db)
             else:
                 log.warning("--no-reload-backlogs: the live backlogs in %s are not resumed", o.db)
+            await self._import_legacy(engine, store)
             await store.prune(wall_clock() - o.retention_days * DAY)
             if o.metrics_port is not None:
                 metrics_server = await serve_metrics(
@@ -141,6 +142,22 @@ class Service:
             if metrics_server is not None:
                 metrics_server.close()
         log.info("stopped: %d events processed", self.processed)
+
+    async def _import_legacy(self, engine: Engine, store) -> None:
+        """A swapped-in legacy deployment: import `<logs>/backlogs/*.json`, remove what was
+        fully imported (SPEC §11.3)."""
+        from dsiem_sql.importer import backlog_files, import_files
+
+        directory = self.options.logs / "backlogs"
+        files = backlog_files([directory]) if directory.is_dir() else []
+        for r in await import_files(files, engine, store, remove=True):
+            if r.error:
+                log.error("cannot import saved backlogs from %s: %s", r.path, r.error)
+            else:
+                log.info(
+                    "imported %d saved backlogs from %s (%d already present, %d skipped)",
+                    r.imported, r.path, r.present, sum(r.skipped.values()),
+                )
 
     async def _work(self, engine: Engine, store, overload: Overload) -> None:
         o = self.options

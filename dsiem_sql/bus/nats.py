@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import nats
@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 EVENTS_SUBJECT = "dsiem_events"
 OVERLOAD_SUBJECT = "dsiem_overload_signals"
+RECONNECT_WAIT = 1.0  # nats-py's pause between two connection attempts to the server
 
 
 @dataclass(frozen=True)
@@ -56,12 +57,17 @@ class Bus:
         self.closing = False
 
     async def start(self, stop: asyncio.Event) -> bool:
-        """Connect (retrying with backoff until `stop` is set) and subscribe."""
+        """Connect (retrying until `stop` is set) and subscribe.
+
+        With `max_reconnect_attempts=-1` nats-py itself retries the first connection forever,
+        so the attempt is raced against `stop`; the outer loop only handles a connect that
+        gives up by raising.
+        """
         delay = 0.5
         where = _redact(self.options.url)
         while not stop.is_set():
             try:
-                self.client = await nats.connect(
+                self.client = await _unless_stopped(stop, nats.connect(
                     servers=[self.options.url],
                     token=self.options.token,
                     user_credentials=self.options.creds,
@@ -70,12 +76,12 @@ class Bus:
                     connect_timeout=5,
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
-                    reconnect_time_wait=1,
+                    reconnect_time_wait=RECONNECT_WAIT,
                     pending_size=64 * 1024 * 1024,
                     error_cb=self._on_error,
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
-                )
+                ))
                 break
             except (OSError, TimeoutError, nats.errors.Error) as exc:
                 log.warning("cannot connect to %s: %s; retrying in %.1fs", where, exc or
@@ -88,6 +94,9 @@ class Bus:
         await self.client.subscribe(
             EVENTS_SUBJECT, cb=self._on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1
         )
+        # a round trip, so the server has the subscription before the service says it is ready
+        with contextlib.suppress(nats.errors.Error, TimeoutError):
+            await self.client.flush(5)
         self.connected.set()
         log.info("connected to %s, subscribed to %s", where, EVENTS_SUBJECT)
         return True
@@ -113,7 +122,11 @@ class Bus:
             await self.client.close()
 
     async def _on_error(self, exc: Exception) -> None:
-        log.warning("nats error: %s", exc)
+        if self.client is None:  # still making the first connection
+            log.warning("cannot connect to %s: %s; retrying in %.1fs", _redact(self.options.url),
+                        exc or type(exc).__name__, RECONNECT_WAIT)
+        else:
+            log.warning("nats error: %s", exc)
 
     async def _on_disconnected(self) -> None:
         self.connected.clear()
@@ -124,3 +137,18 @@ class Bus:
         self.reconnects += 1
         self.connected.set()
         log.info("reconnected to NATS")
+
+
+async def _unless_stopped(stop: asyncio.Event, connecting: Awaitable[Client]) -> Client | None:
+    """The connected client, or None if `stop` is set first (the attempt is then cancelled)."""
+    task = asyncio.ensure_future(connecting)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    return None if task.cancelled() else task.result()

@@ -14,7 +14,9 @@ from sqlalchemy import create_engine
 from dsiem_sql.store.database import BUSY_TIMEOUT_MS, StoreError, check_database_file
 
 
-def read_query(path: Path, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+def read_query(
+    path: Path, query: str, parameters: list[Any] | None = None
+) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run one statement on a read-only connection (`mode=ro`); writes fail."""
     check_database_file(path, must_exist=True)
     uri = f"file:{Path(path).resolve()}?mode=ro"
@@ -29,7 +31,7 @@ def read_query(path: Path, query: str) -> tuple[list[str], list[tuple[Any, ...]]
     engine = create_engine("sqlite://", creator=connect)
     try:
         with engine.connect() as conn:
-            result = conn.exec_driver_sql(query)
+            result = conn.exec_driver_sql(query, tuple(parameters or ()))
             if not result.returns_rows:
                 return [], []
             return list(result.keys()), [tuple(r) for r in result.all()]

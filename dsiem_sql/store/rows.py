@@ -97,6 +97,23 @@ def stage_row(b: Backlog, s: Stage) -> dict[str, Any]:
         }
 
 
+def enrichment_rows(b: Backlog) -> list[dict[str, Any]]:
+    return [
+        {"backlog_id": b.id, "kind": kind, "provider": p, "term": t, "result": r}
+        for kind, records in (("intel", b.intel_hits), ("vuln", b.vulnerabilities))
+        for p, t, r in records
+    ]
+
+
+def link_rows(b: Backlog) -> list[dict[str, Any]]:
+    """Every event id of every stage, for a backlog that arrives whole (an import)."""
+    return [
+        {"backlog_id": b.id, "stage": s.number, "event_id": e}
+        for s in b.stages
+        for e in s.event_ids
+    ]
+
+
 def outbox_lines(changes: Changes) -> list[tuple[str, str]]:
     """The output records of `changes` as (file, line), in the order they were produced."""
     lines = [(ALARM_EVENTS, render_link(link)) for link in changes.links]

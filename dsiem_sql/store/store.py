@@ -22,7 +22,7 @@ from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dsiem_sql.config.models import DirectiveConfig
-from dsiem_sql.engine import Changes, Engine
+from dsiem_sql.engine import Backlog, Changes, Engine
 from dsiem_sql.output import ALARM_EVENTS_FILE, ALARMS_FILE
 from dsiem_sql.store import rows
 from dsiem_sql.store.database import StoreError, Sync, WriterLock, async_engine, upgrade
@@ -30,6 +30,7 @@ from dsiem_sql.store.schema import (
     backlogs,
     directive_versions,
     engine_state,
+    enrichments,
     input_progress,
     outbox,
     output_files,
@@ -56,6 +57,7 @@ UPSERT_STATE = _upsert(engine_state, ["key"])
 UPSERT_PROGRESS = _upsert(input_progress, ["source"])
 UPSERT_OUTPUT = _upsert(output_files, ["file"])
 INSERT_LINK = insert(stage_events).on_conflict_do_nothing()
+INSERT_ENRICHMENT = insert(enrichments).on_conflict_do_nothing()
 
 
 @dataclass
@@ -77,9 +79,11 @@ class _OutputFile:
 
 
 class Store:
-    def __init__(self, path: Path | str, out_dir: Path | str, sync: Sync = "normal"):
+    def __init__(self, path: Path | str, out_dir: Path | str | None, sync: Sync = "normal"):
+        """`out_dir` holds the output files; None for tools that write no output line
+        (they then leave the outbox alone)."""
         self.path = Path(path)
-        self.out_dir = Path(out_dir)
+        self.out_dir = None if out_dir is None else Path(out_dir)
         self.sync = sync
         self.engine: AsyncEngine | None = None
         self._lock = WriterLock(self.path)
@@ -99,9 +103,10 @@ class Store:
         try:
             upgrade(self.path, self.sync)
             self.engine = async_engine(self.path, self.sync)
-            self.out_dir.mkdir(parents=True, exist_ok=True)
             async with self.engine.begin() as conn:
-                await self._recover_outbox(conn)
+                if self.out_dir is not None:
+                    self.out_dir.mkdir(parents=True, exist_ok=True)
+                    await self._recover_outbox(conn)
                 result = await conn.execute(
                     select(directive_versions.c.sha256, directive_versions.c.id)
                 )
@@ -111,9 +116,9 @@ class Store:
             raise
 
     async def load(
-        self, engine: Engine, source: str | None = None, backlogs: bool = True
+        self, engine: Engine, source: str | None = None, with_backlogs: bool = True
     ) -> Resumed:
-        """Give the engine back its clock, backlog counter and (unless `backlogs` is false)
+        """Give the engine back its clock, backlog counter and (unless `with_backlogs` is false)
         its live backlogs."""
         assert self.engine is not None
         resumed = Resumed()
@@ -129,7 +134,7 @@ class Store:
                 ).first()
                 if row is not None:
                     resumed.line, resumed.offset = row.line, row.offset
-            if not backlogs:
+            if not with_backlogs:
                 return resumed
             live = (
                 (
@@ -154,14 +159,17 @@ class Store:
             ).mappings():
                 stage_rows[r["backlog_id"]].append(dict(r))
             events: dict[str, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
-            for backlog_id, stage, event_id in (
-                await conn.execute(
-                    select(stage_events.c.backlog_id, stage_events.c.stage, stage_events.c.event_id)
-                    .where(stage_events.c.backlog_id.in_(ids))
-                    .order_by(stage_events.c.id)
-                )
+            for backlog_id, stage, event_id in await conn.execute(
+                select(stage_events.c.backlog_id, stage_events.c.stage, stage_events.c.event_id)
+                .where(stage_events.c.backlog_id.in_(ids))
+                .order_by(stage_events.c.id)
             ):
                 events[backlog_id][stage].append(event_id)
+            found: dict[str, list[tuple[str, str, str, str]]] = defaultdict(list)
+            for backlog_id, kind, provider, term, result in await conn.execute(
+                select(enrichments).where(enrichments.c.backlog_id.in_(ids))
+            ):
+                found[backlog_id].append((kind, provider, term, result))
         definitions: dict[str, DirectiveConfig] = {}
         for row in live:
             directive = engine.directive(row["directive_id"])
@@ -181,6 +189,9 @@ class Store:
             b = rows.backlog_from_rows(
                 dict(row), stage_rows[row["id"]], events[row["id"]], directive, definition
             )
+            for kind, provider, term, result in found[row["id"]]:
+                records = b.intel_hits if kind == "intel" else b.vulnerabilities
+                records[(provider, term, result)] = None
             engine.restore(b)
             for stage in b.stages:
                 self._stage_marks[(b.id, stage.number)] = rows.stage_mark(stage)
@@ -199,6 +210,7 @@ class Store:
         """Apply one batch of changes in one transaction, then write its output lines."""
         assert self.engine is not None
         lines = rows.outbox_lines(changes)
+        assert self.out_dir is not None or not lines, "this store writes no output lines"
         first = self._next_outbox
         outbox_rows = [
             {"seq": first + i, "file": file, "line": line} for i, (file, line) in enumerate(lines)
@@ -216,6 +228,9 @@ class Store:
                         marks[key] = None if b.state != "live" else mark
             if backlog_rows:
                 await conn.execute(UPSERT_BACKLOG, backlog_rows)
+                found = [r for b in changes.backlogs.values() for r in rows.enrichment_rows(b)]
+                if found:
+                    await conn.execute(INSERT_ENRICHMENT, found)
             if stage_list:
                 await conn.execute(UPSERT_STAGE, stage_list)
             if changes.links:
@@ -242,6 +257,39 @@ class Store:
                 self._stage_marks[key] = mark
         self._next_outbox += len(lines)
         self._append(outbox_rows)
+
+    async def import_backlogs(self, imported: list[Backlog], engine: Engine) -> list[str]:
+        """Insert whole backlogs (from legacy files) in one transaction; returns the ids that
+        were already present and so were left alone. No output line is written."""
+        assert self.engine is not None
+        async with self.engine.begin() as conn:
+            ids = [b.id for b in imported]
+            present = set(
+                (await conn.execute(select(backlogs.c.id).where(backlogs.c.id.in_(ids))))
+                .scalars()
+                .all()
+            )
+            new = [b for b in imported if b.id not in present]
+            if new:
+                await conn.execute(
+                    insert(backlogs),
+                    [rows.backlog_row(b, await self._version(conn, b.definition)) for b in new],
+                )
+                await conn.execute(
+                    insert(stages),
+                    [r for b in new for s in b.stages for r in [rows.stage_row(b, s)]],
+                )
+                links = [r for b in new for r in rows.link_rows(b)]
+                if links:
+                    await conn.execute(INSERT_LINK, links)
+                found = [r for b in new for r in rows.enrichment_rows(b)]
+                if found:
+                    await conn.execute(INSERT_ENRICHMENT, found)
+                await conn.execute(UPSERT_STATE, [{"key": "next_seq", "value": engine.next_seq}])
+        for b in new:
+            for stage in b.stages:
+                self._stage_marks[(b.id, stage.number)] = rows.stage_mark(stage)
+        return [b.id for b in imported if b.id in present]
 
     async def prune(self, before: int) -> int:
         """Delete ended backlogs (and their stages and event links) ended before `before`."""
