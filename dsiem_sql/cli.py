@@ -145,6 +145,11 @@ def replay_command(
             help="Expire at wall-clock time after the last event (default: on without --db).",
         ),
     ] = None,
+    cache: Annotated[int, typer.Option("-c", "--cache", envvar="DSIEM_CACHEDURATION", min=0,
+                                       max=255, help="Intel/vuln cache minutes.")] = 10,
+    intel_private_ip: Annotated[bool, typer.Option(
+        "--intel_private_ip", "--intel-private-ip", envvar="DSIEM_INTELPRIVATEIP",
+        help="Also look up private addresses in the intel sources.")] = False,
 ) -> None:
     """Run JSON-lines events through the engine and write the alarm files."""
     settings = engine_settings(
@@ -167,11 +172,13 @@ def replay_command(
         batching=Batching(commit_interval, commit_changes),
         retention_days=retention_days,
         final_sweep=final_sweep,
+        cache_minutes=cache,
+        intel_private_ip=intel_private_ip,
     )
     clock = EventClock()
     engine = Engine(config, settings.engine_options(), clock=clock)
     try:
-        s = asyncio.run(replay_file(run, engine, clock))
+        s = asyncio.run(replay_file(run, engine, clock, config))
     except (ReplayError, StoreError) as exc:
         raise fail(str(exc)) from None
     except OSError as exc:
@@ -312,8 +319,9 @@ def serve_command(
         retention_days=retention_days,
         metrics_port=metrics_port,
         reload_backlogs=reload_backlogs,
+        cache_minutes=cache,
+        intel_private_ip=intel_private_ip,
     )
-    del cache, intel_private_ip  # used by the intel/vuln plugins (a later feature)
     try:
         run_service(options, settings.engine_options())
     except (ConfigError, StoreError) as exc:
@@ -377,7 +385,8 @@ def import_backlogs_command(
         raise fail(str(exc)) from None
     table = Table(title="dry run: nothing written" if dry_run else None)
     for column in ("file", "backlogs", "imported", "already present", "skipped", "result"):
-        table.add_column(column, justify="left" if column in ("file", "result") else "right")
+        table.add_column(column, justify="left" if column in ("file", "result") else "right",
+                         overflow="fold")  # never cut a path or reason short
     for r in results:
         outcome = r.error or ("; ".join(f"{n} {why}" for why, n in r.skipped.items()) or "ok")
         table.add_row(str(r.path), str(r.backlogs), str(r.imported), str(r.present),

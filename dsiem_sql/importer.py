@@ -73,10 +73,15 @@ def read_file(
     result.backlogs = len(saved)
     directive = engine.directive(int(path.stem))
     converted: list[Backlog] = []
+    seen: set[str] = set()
     for item in saved:
         if directive is None:
             result.skipped[f"directive {path.stem} is not loaded"] += 1
             continue
+        if item.alarm_id in seen:  # would break the single-transaction insert of the file
+            result.skipped["alarm id repeated in the file"] += 1
+            continue
+        seen.add(item.alarm_id)
         try:
             converted.append(to_backlog(item, directive, engine.options, next_seq()).backlog)
         except Skip as reason:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -30,8 +31,8 @@ INT_STICKY = ("PLUGIN_SID", "SRC_PORT", "DST_PORT")
 
 class SavedSticky(BaseModel):
     model_config = STRICT
-    sdiff_string: list[str] = []
-    sdiff_int: list[int] = []
+    sdiff_string: list[str] = Field(default_factory=list)
+    sdiff_int: list[int] = Field(default_factory=list)
 
 
 class SavedRule(BaseModel):
@@ -49,10 +50,10 @@ class SavedRule(BaseModel):
     reliability: U8
     timeout: U32
     plugin_id: U64 = 0
-    plugin_sid: list[U64] = []
-    product: list[str] = []
+    plugin_sid: list[U64] = Field(default_factory=list)
+    product: list[str] = Field(default_factory=list)
     category: str = ""
-    subcategory: list[str] = []
+    subcategory: list[str] = Field(default_factory=list)
     sticky_different: str = ""
     custom_data1: str = ""
     custom_data2: str = ""
@@ -64,7 +65,7 @@ class SavedRule(BaseModel):
     end_time: int = 0
     status: str = ""
     saved_sticky_diffdata: SavedSticky | None = None
-    saved_event_ids: list[str] = []
+    saved_event_ids: list[str] = Field(default_factory=list)
 
 
 class SavedRecord(BaseModel):
@@ -97,13 +98,13 @@ class SavedBacklog(BaseModel):
     src_ips: list[str]
     dst_ips: list[str]
     networks: list[str]
-    intel_hits: list[SavedRecord] = []
-    vulnerabilities: list[SavedRecord] = []
-    custom_data: list[SavedCustomData] = []
+    intel_hits: list[SavedRecord] = Field(default_factory=list)
+    vulnerabilities: list[SavedRecord] = Field(default_factory=list)
+    custom_data: list[SavedCustomData] = Field(default_factory=list)
     saved_last_srcport: U16 = 0
     saved_last_dstport: U16 = 0
-    saved_src_socketaddr: list[str] = []
-    saved_dst_socketaddr: list[str] = []
+    saved_src_socketaddr: list[str] = Field(default_factory=list)
+    saved_dst_socketaddr: list[str] = Field(default_factory=list)
 
 
 SAVED_FILE = TypeAdapter(list[SavedBacklog])
@@ -151,6 +152,8 @@ def _single_value(attr: str, text: str) -> str | None:
 def _resolve(saved: SavedBacklog, rules: list[Rule]) -> list[Rule]:
     """Replace each `:N` by the value it stood for: the referenced rule's single value, or
     else the only value the saved backlog holds for that field."""
+    if not any(rule.references for rule in rules):  # [M]: resolved when saved
+        return rules
     src_ports = _socket_ports(saved.saved_src_socketaddr) or [saved.saved_last_srcport]
     dst_ports = _socket_ports(saved.saved_dst_socketaddr) or [saved.saved_last_dstport]
     saved_values = {
@@ -179,6 +182,24 @@ def _resolve(saved: SavedBacklog, rules: list[Rule]) -> list[Rule]:
             changes[attr] = value
         resolved.append(rule.replace(**changes))
     return resolved
+
+
+# Rules are immutable once compiled, so backlogs whose saved rules are alike (every stage 1 of
+# a directive, for one) share one compiled rule, as the backlogs the engine opens do.
+_compiled_rule = lru_cache(maxsize=65536)(Rule)
+
+
+def _compile(r: SavedRule) -> Rule:
+    return _compiled_rule(
+        name=r.name, stage=r.stage, type=r.type, occurrence=r.occurrence, from_=r.from_,
+        to=r.to, port_from=r.port_from, port_to=r.port_to, protocol=r.protocol,
+        reliability=r.reliability, timeout=r.timeout, plugin_id=r.plugin_id,
+        plugin_sid=tuple(r.plugin_sid), product=tuple(r.product), category=r.category,
+        subcategory=tuple(r.subcategory), sticky_different=r.sticky_different,
+        custom_data1=r.custom_data1, custom_data2=r.custom_data2, custom_data3=r.custom_data3,
+        custom_label1=r.custom_label1, custom_label2=r.custom_label2,
+        custom_label3=r.custom_label3,
+    )
 
 
 def _sticky_values(rule: SavedRule) -> list:
@@ -210,7 +231,7 @@ def to_backlog(
     if not pending:
         raise Skip("cannot determine the current stage")
     try:
-        rules = [Rule.from_config(r) for r in saved.rules]  # type: ignore[arg-type]
+        rules = [_compile(r) for r in saved.rules]
     except ValueError as exc:  # e.g. a reference like ":x" in an address field
         raise Skip(f"invalid rule: {exc}") from None
     unresolved = any(r.references for r in rules)

@@ -6,6 +6,7 @@ Changes are handed to a sink in batches: `FileSink` writes the output files dire
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -15,9 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from dsiem_sql.config.loader import Config
 from dsiem_sql.engine import Changes, Engine, InvalidEvent, Stats, decode_event
 from dsiem_sql.engine.engine import wall_clock
 from dsiem_sql.output import OutputFiles
+from dsiem_sql.plugins.enricher import Enricher, checkers
+from dsiem_sql.plugins.runner import Lookups
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +101,7 @@ async def replay(
     source: str | None = None,
     line: int = 0,
     offset: int = 0,
+    lookups: Lookups | None = None,
 ) -> ReplaySummary:
     """Feed every line to the engine and hand the changes to `sink` in batches.
 
@@ -127,13 +132,21 @@ async def replay(
         if len(batch.links) + len(batch.backlogs) >= batching.changes or (
             time.monotonic() - last_commit >= interval
         ):
+            if lookups is not None:
+                lookups.apply(engine, into=batch)
+                lookups.start(batch)
             await sink.commit(batch, engine, clock.now, _position(source, line, offset))
+            await asyncio.sleep(0)  # let lookups in flight make progress
             batch = Changes()
             last_commit = time.monotonic()
     summary.event_clock = clock.now
     if final_sweep:
         clock.advance(wall_clock())
         engine.expire(into=batch)
+    if lookups is not None:  # nothing is lost at the end: wait for the lookups in flight
+        lookups.start(batch)
+        await lookups.drain()
+        lookups.apply(engine, into=batch)
     await sink.commit(batch, engine, clock.now, _position(source, line, offset))
     summary.seconds = time.perf_counter() - started
     summary.stats = engine.stats
@@ -157,14 +170,31 @@ class ReplayRun:
     batching: Batching = Batching()
     retention_days: int = 7
     final_sweep: bool | None = None  # default: on without a database, off with one
+    cache_minutes: int = 10
+    intel_private_ip: bool = False
 
 
 class ReplayError(Exception):
     pass
 
 
-async def replay_file(run: ReplayRun, engine: Engine, clock: EventClock) -> ReplaySummary:
-    """Open the input (and the database), restore state, replay, and close everything."""
+async def replay_file(
+    run: ReplayRun, engine: Engine, clock: EventClock, config: Config | None = None
+) -> ReplaySummary:
+    """Open the input (and the database), restore state, replay, and close everything.
+    With `config`, its intel and vuln sources enrich the alarms."""
+    enricher = Enricher(
+        checkers(config.intel, config.vuln) if config else [],
+        cache_minutes=run.cache_minutes,
+        private_ips=run.intel_private_ip,
+    )
+    async with enricher:
+        return await _replay_file(run, engine, clock, Lookups(enricher))
+
+
+async def _replay_file(
+    run: ReplayRun, engine: Engine, clock: EventClock, lookups: Lookups
+) -> ReplaySummary:
     from dsiem_sql.store.store import Store  # SQLAlchemy and alembic load only when a db is used
 
     if run.resume and (run.db is None or run.file == "-"):
@@ -185,6 +215,7 @@ async def replay_file(run: ReplayRun, engine: Engine, clock: EventClock) -> Repl
                     FileSink(files),
                     final_sweep=final_sweep,
                     batching=run.batching,
+                    lookups=lookups,
                 )
         store = Store(run.db, run.out, run.sync)  # type: ignore[arg-type]
         await store.open()
@@ -213,6 +244,7 @@ async def replay_file(run: ReplayRun, engine: Engine, clock: EventClock) -> Repl
                 source=name,
                 line=line,
                 offset=offset,
+                lookups=lookups,
             )
             # retention follows event time; a final sweep's jump to wall-clock time prunes nothing
             await store.prune(summary.event_clock - run.retention_days * day)

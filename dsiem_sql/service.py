@@ -21,6 +21,8 @@ from dsiem_sql.engine import Changes, Engine, EngineOptions, InvalidEvent, decod
 from dsiem_sql.engine.engine import wall_clock
 from dsiem_sql.intake import Intake
 from dsiem_sql.metrics import Metrics, serve_metrics
+from dsiem_sql.plugins.enricher import Enricher, checkers
+from dsiem_sql.plugins.runner import Lookups
 from dsiem_sql.replay import Batching
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,8 @@ class ServeOptions:
     metrics_port: int | None = None
     metrics_host: str = "0.0.0.0"
     reload_backlogs: bool = True
+    cache_minutes: int = 10
+    intel_private_ip: bool = False
     expiry_interval: float = 10.0
     watchdog_interval: float = 10.0
 
@@ -93,6 +97,7 @@ class Service:
         self.proc_seconds = 0.0
         self.ready = False
         self._synced = {"received": 0, "dropped": 0, "processed": 0}
+        self.lookups = Lookups(None)
 
     async def run(self, stop: asyncio.Event) -> None:
         from dsiem_sql.store.store import Store
@@ -121,6 +126,13 @@ class Service:
                 )
             if not await bus.start(stop):
                 return
+            enricher = Enricher(
+                checkers(config.intel, config.vuln),
+                cache_minutes=o.cache_minutes,
+                private_ips=o.intel_private_ip,
+            )
+            await enricher.__aenter__()
+            self.lookups = Lookups(enricher)
             overload = Overload(bus, o.hold_duration)
             helpers = [
                 asyncio.create_task(overload.run()),
@@ -136,6 +148,7 @@ class Service:
             await worker
             for task in helpers:
                 task.cancel()
+            await enricher.__aexit__()
         finally:
             await store.close()
             await bus.close()
@@ -191,6 +204,10 @@ class Service:
                 engine.expire(into=batch)
                 next_expiry = now + o.expiry_interval
             drained = self.intake.closed and not len(self.intake)
+            if drained:  # nothing is lost at the end: wait for the lookups in flight
+                self.lookups.start(batch)
+                await self.lookups.drain()
+            self.lookups.apply(engine, into=batch)
             if batch and (
                 drained
                 or now - last_commit >= interval
@@ -220,6 +237,7 @@ class Service:
             return None
 
     async def _commit(self, store, engine: Engine, batch: Changes) -> None:
+        self.lookups.start(batch)
         started = time.perf_counter()
         await store.commit(batch, engine, engine.clock())
         self.metrics.commit_seconds.observe(time.perf_counter() - started)

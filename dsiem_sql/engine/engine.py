@@ -131,6 +131,26 @@ class Engine:
                 self._expire(b, changes)
         return changes
 
+    def enrich(
+        self,
+        b: Backlog,
+        intel: list[tuple[str, str, str]],
+        vulnerabilities: list[tuple[str, str, str]],
+        into: Changes | None = None,
+    ) -> Changes:
+        """Merge lookup results into the alarm (§13 row 19); a new alarm line when anything
+        was new. The backlog may have ended meanwhile: its alarm is still updated."""
+        changes = Changes() if into is None else into
+        new = False
+        for records, found in ((b.intel_hits, intel), (b.vulnerabilities, vulnerabilities)):
+            for record in found:
+                if record not in records:
+                    records[record] = None
+                    new = True
+        if new:
+            self._update_alarm(b, changes)
+        return changes
+
     def live_backlogs(self) -> list[Backlog]:
         return sorted(self.backlogs.values(), key=lambda b: b.seq)
 
@@ -229,7 +249,7 @@ class Engine:
         cur.end_time = e.ts
         self._update_risk(b, cur.rule.reliability)
         if b.current_stage == b.highest_stage:
-            self._update_alarm(b, ch)
+            self._update_alarm(b, ch, lookups=True)
             self._close(b, FINISHED, ch)
             self.stats.finished += 1
             log.info("reached max stage and occurrence, deleting backlog %s", b.id)
@@ -242,7 +262,7 @@ class Engine:
             nxt.resolved = True
         self._watch_deadline(b)
         log.info("stage increased to %d in backlog %s", b.current_stage, b.id)
-        self._update_alarm(b, ch)
+        self._update_alarm(b, ch, lookups=True)
 
     def _append(self, b: Backlog, stage: Stage, e: Event, ch: Changes) -> None:
         stage.event_ids[e.event_id] = None
@@ -258,8 +278,10 @@ class Engine:
                 b.custom_data[(label, content)] = None
         if e.src_port:
             b.last_srcport = e.src_port
+            b.src_sockets[_socket(e.src_ip, e.src_port)] = None
         if e.dst_port:
             b.last_dstport = e.dst_port
+            b.dst_sockets[_socket(e.dst_ip, e.dst_port)] = None
         b.update_time = self.clock()
         ch.links.append(EventLink(b.id, stage.number, e.event_id))
         ch.touch(b)
@@ -276,10 +298,13 @@ class Engine:
             b.risk = risk
             b.risk_class = risk_class(risk, self.options.med_risk_min, self.options.med_risk_max)
 
-    def _update_alarm(self, b: Backlog, ch: Changes) -> None:
-        """Write an alarm line when the risk is at least 1 (SPEC §6.4)."""
+    def _update_alarm(self, b: Backlog, ch: Changes, lookups: bool = False) -> None:
+        """Write an alarm line when the risk is at least 1 (SPEC §6.4). With `lookups`, the
+        shell also runs the intel and vuln lookups and calls `enrich` with their results."""
         if b.risk == 0:
             return
+        if lookups:
+            ch.lookups[b.id] = b
         if b.created_time == 0:
             b.created_time = b.update_time
             self.stats.alarms += 1
@@ -319,6 +344,10 @@ class Engine:
         if "DST_IP" in name:
             name = name.replace("DST_IP", self.assets.name(e.dst_ip) or e.dst_ip)
         return name
+
+
+def _socket(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 def _add_ip(ips: dict[str, None], ip: str) -> None:

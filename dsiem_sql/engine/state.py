@@ -81,6 +81,10 @@ class Backlog:
     update_time: int = 0
     last_srcport: int = 0
     last_dstport: int = 0
+    # every (address, port) seen with a non-zero port, as `ip:port` / `[ipv6]:port`: the
+    # vulnerability search terms (SPEC §8.5, [R] source)
+    src_sockets: dict[str, None] = field(default_factory=dict)
+    dst_sockets: dict[str, None] = field(default_factory=dict)
     state: str = LIVE
     ended_time: int | None = None
     event_ids: set[str] = field(default_factory=set)
@@ -121,12 +125,14 @@ class Changes:
     """What processing an event (or an expiry sweep) changed.
 
     `backlogs` holds every backlog that was opened, changed or ended, in its state after the
-    change; `links` and `alarms` are the output records, in the order they were produced.
+    change; `links` and `alarms` are the output records, in the order they were produced;
+    `lookups` the backlogs whose alarm wants intel and vulnerability lookups (§8.1).
     """
 
     backlogs: dict[str, Backlog] = field(default_factory=dict)
     links: list[EventLink] = field(default_factory=list)
     alarms: list[str] = field(default_factory=list)
+    lookups: dict[str, Backlog] = field(default_factory=dict)
 
     def touch(self, backlog: Backlog) -> None:
         self.backlogs[backlog.id] = backlog
@@ -135,6 +141,7 @@ class Changes:
         self.backlogs.update(other.backlogs)
         self.links.extend(other.links)
         self.alarms.extend(other.alarms)
+        self.lookups.update(other.lookups)
 
     def __bool__(self) -> bool:
         return bool(self.backlogs or self.links or self.alarms)

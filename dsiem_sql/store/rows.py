@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from dsiem_sql.config.models import DirectiveConfig
@@ -14,11 +15,16 @@ from dsiem_sql.engine.rules import FirstEvent, Rule
 from dsiem_sql.engine.state import LIVE, Backlog, Changes, Directive, Stage
 
 RULE_FIELDS = tuple(f.name for f in dataclasses.fields(Rule) if f.init)
+_RULE_KEYS = tuple("from" if name == "from_" else name for name in RULE_FIELDS)
+_rule_values = attrgetter(*RULE_FIELDS)
 ALARMS, ALARM_EVENTS = "alarms", "alarm_events"
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODE(value)
 
 
 def definition_json(d: DirectiveConfig) -> str:
@@ -32,13 +38,7 @@ def definition_sha(text: str) -> str:
 @lru_cache(maxsize=65536)
 def rule_json(rule: Rule) -> str:
     """The rule's text fields as JSON (memoised: backlogs share their rule objects)."""
-    obj = {}
-    for name in RULE_FIELDS:
-        value = getattr(rule, name)
-        obj["from" if name == "from_" else name] = (
-            list(value) if isinstance(value, tuple) else value
-        )
-    return dumps(obj)
+    return dumps(dict(zip(_RULE_KEYS, _rule_values(rule), strict=True)))  # tuples -> arrays
 
 
 def rule_from_json(text: str) -> Rule:
@@ -74,6 +74,8 @@ def backlog_row(b: Backlog, directive_version: int) -> dict[str, Any]:
         "last_dstport": b.last_dstport,
         "deadline": b.deadline,
         "ended_time": b.ended_time,
+        "src_sockets": dumps(list(b.src_sockets)),
+        "dst_sockets": dumps(list(b.dst_sockets)),
     }
 
 
@@ -165,6 +167,8 @@ def backlog_from_rows(
         update_time=row["update_time"],
         last_srcport=row["last_srcport"],
         last_dstport=row["last_dstport"],
+        src_sockets=dict.fromkeys(json.loads(row["src_sockets"])),
+        dst_sockets=dict.fromkeys(json.loads(row["dst_sockets"])),
         state=LIVE,
     )
     b.event_ids = {e for ids in events.values() for e in ids}

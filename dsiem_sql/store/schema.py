@@ -56,6 +56,8 @@ backlogs = Table(
     Column("last_dstport", Integer, nullable=False),
     Column("deadline", Integer, nullable=False),
     Column("ended_time", Integer),
+    Column("src_sockets", Text, nullable=False, server_default="[]"),
+    Column("dst_sockets", Text, nullable=False, server_default="[]"),
     CheckConstraint("state IN ('live', 'finished', 'expired')", name="backlog_state"),
     Index("ix_backlogs_state_ended", "state", "ended_time"),
 )
@@ -130,4 +132,4 @@ engine_state = Table(
 )
 
 # Created by the migrations (SQLAlchemy Core does not model views); see docs/schema.md.
-VIEWS = ("live_backlogs", "alarms", "alarm_events")
+VIEWS = ("live_backlogs", "alarms", "alarm_events", "alarm_intel", "alarm_vulns")

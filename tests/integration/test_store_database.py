@@ -123,7 +123,8 @@ def test_db_upgrade_creates_tables_and_views_and_is_idempotent(tmp_path):
     assert f"revision {head_revision()}" in first.stdout
     found = objects(db)
     assert found["table"] == TABLES | {"alembic_version"}
-    assert found["view"] == {"live_backlogs", "alarms", "alarm_events"} == set(VIEWS)
+    assert found["view"] == {"live_backlogs", "alarms", "alarm_events", "alarm_intel",
+                             "alarm_vulns"} == set(VIEWS)
     assert query(db, "SELECT version_num FROM alembic_version") == [(head_revision(),)]
     # the views compile against the tables (a broken view fails only when used)
     for view in VIEWS:
@@ -252,7 +253,7 @@ def test_foreign_keys_are_enforced_and_cascade(tmp_path):
     engine = sync_engine(db)
     backlog = (
         "INSERT INTO backlogs VALUES ('b1', 1, 7, {version}, 'live', 't', 'Open', 'x', 1, 2,"
-        " 0, '', '[]', '[]', '[]', '[]', 0, 0, 0, 0, 0, NULL)"
+        " 0, '', '[]', '[]', '[]', '[]', 0, 0, 0, 0, 0, NULL, '[]', '[]')"
     )
     try:
         with engine.begin() as conn:

@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import T0, Harness, directive, event, rule
+from harness import T0, Harness, directive, event, rule
 
 ALARM_KEYS = ["alarm_id", "title", "status", "tag", "kingdom", "category", "created_time",
               "update_time", "risk", "risk_class", "rules", "src_ips", "dst_ips", "networks"]

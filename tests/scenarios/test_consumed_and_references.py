@@ -1,7 +1,7 @@
 """Consumed events ([G] semantics, issue 2) and the two reference modes (SPEC §4.9)."""
 
 import pytest
-from conftest import T0, Harness, directive, event, rule
+from harness import T0, Harness, directive, event, rule
 
 PORT_SCAN = directive(
     2001,

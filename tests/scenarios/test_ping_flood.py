@@ -1,6 +1,6 @@
 """The Ping Flood example of the Dsiem documentation (SPEC §7.1)."""
 
-from conftest import T0, Harness, directive, event, rule
+from harness import T0, Harness, directive, event, rule
 
 PING = {"plugin_id": 1001, "plugin_sid": [2100384], "protocol": "ICMP"}
 PING_FLOOD = directive(

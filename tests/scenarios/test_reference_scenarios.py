@@ -1,6 +1,6 @@
 """Backlog scenarios S1–S6 of SPEC §14.11, under this project's semantics."""
 
-from conftest import T0, Harness, directive, event, rule
+from harness import T0, Harness, directive, event, rule
 
 DATA = {f"custom_{k}{n}": v for n in (1, 2, 3) for k, v in (("label", "label"), ("data", "data"))}
 

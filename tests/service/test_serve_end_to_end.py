@@ -6,7 +6,7 @@ import json
 import time
 from datetime import UTC, datetime
 
-from conftest import publish
+from servekit import publish
 
 
 def ping_events(base: int, numbers=range(1, 18)) -> list[dict]:

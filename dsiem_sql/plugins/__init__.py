@@ -1,0 +1,1 @@
+"""Threat-intel (Wise) and vulnerability (Nesd) lookups (SPEC §8)."""

@@ -1,0 +1,110 @@
+"""Runs the intel and vuln checkers for an alarm, concurrently, without blocking the engine.
+
+One shared `httpx.AsyncClient`, a per-request timeout, a bound on requests in flight, a TTL
+cache keyed by (checker, term) honouring `--cache`, and per-checker isolation: a checker
+that fails or times out is logged and the others' results still count (§13 rows 19, 20).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from collections.abc import Sequence
+
+import httpx
+
+from dsiem_sql.config.loader import PluginSetup
+from dsiem_sql.config.models import NesdConfig, WiseConfig
+from dsiem_sql.plugins.checkers import CheckFailed, Nesd, Record, Wise
+
+log = logging.getLogger(__name__)
+Checker = Wise | Nesd
+
+
+def checkers(intel: Sequence[PluginSetup], vuln: Sequence[PluginSetup]) -> list[Checker]:
+    """One checker per enabled source (the loader keeps only enabled ones)."""
+    made: list[Checker] = []
+    for setup in (*intel, *vuln):
+        c = setup.config
+        if isinstance(c, WiseConfig):
+            made.append(Wise(setup.source.name, c.url))
+        elif isinstance(c, NesdConfig):
+            made.append(Nesd(setup.source.name, c.url, c.allow_low_severity))
+    return made
+
+
+def is_global(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_global
+    except ValueError:
+        return False
+
+
+class Enricher:
+    def __init__(
+        self,
+        checkers: list[Checker],
+        cache_minutes: int = 10,
+        private_ips: bool = False,
+        timeout: float = 10.0,
+        concurrency: int = 16,
+    ):
+        self.checkers = checkers
+        self.ttl = cache_minutes * 60
+        self.private_ips = private_ips
+        self.timeout = timeout
+        self._slots = asyncio.Semaphore(concurrency)
+        self._cache: dict[tuple[int, str], tuple[float, list[Record]]] = {}
+        self._client: httpx.AsyncClient | None = None
+        self.requests = 0
+        self.failures = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.checkers)
+
+    async def __aenter__(self) -> Enricher:
+        self._client = httpx.AsyncClient(timeout=self.timeout)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def lookup(
+        self, ips: Sequence[str], sockets: Sequence[str]
+    ) -> tuple[list[Record], list[Record]]:
+        """(intel hits, vulnerabilities) for these addresses and `ip:port` terms."""
+        jobs = []
+        for index, checker in enumerate(self.checkers):
+            terms = ips if checker.kind == "intel" else sockets
+            for term in terms:
+                address = term.rpartition(":")[0].strip("[]") if checker.kind == "vuln" else term
+                if checker.kind == "intel" and not self.private_ips and not is_global(address):
+                    continue
+                jobs.append(self._check(index, checker, term))
+        intel: list[Record] = []
+        vulns: list[Record] = []
+        for checker_kind, records in await asyncio.gather(*jobs):
+            (intel if checker_kind == "intel" else vulns).extend(records)
+        return intel, vulns
+
+    async def _check(self, index: int, checker: Checker, term: str) -> tuple[str, list[Record]]:
+        key = (index, term)
+        cached = self._cache.get(key)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return checker.kind, cached[1]
+        assert self._client is not None, "use `async with Enricher(...)`"
+        async with self._slots:
+            self.requests += 1
+            try:
+                records = await checker.check(self._client, term)
+            except CheckFailed as exc:
+                self.failures += 1
+                log.warning("%s check error (%s %s): %s", checker.kind, checker.name, term, exc)
+                return checker.kind, []
+        if self.ttl:
+            self._cache[key] = (now + self.ttl, records)
+        return checker.kind, records

@@ -1,0 +1,301 @@
+"""Helpers for the `dsiem-sql serve` tests: events, output snapshots, a subscriber for the
+overload subject, a small Dsiem frontend, and running the command line to its exit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import nats
+from servekit import EXAMPLES, ROOT, Serve
+
+CONFIGS = EXAMPLES / "configs"
+WAIT = 20.0
+
+
+# -- events -------------------------------------------------------------------------------
+
+
+def iso(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+def ping_events(base: int, numbers=range(1, 18), rcvd_time: int | None = None,
+                prefix: str = "ping") -> list[dict]:
+    """The Ping Flood sequence of test_serve_end_to_end (event n at base + 10 n)."""
+    return [
+        {
+            "event_id": f"{prefix}-{n:02d}", "timestamp": iso(base + 10 * n),
+            "title": "ET SCAN ICMP PING", "sensor": "suricata-01",
+            "plugin_id": 1001, "plugin_sid": 2100384,
+            "src_ip": "10.0.0.2" if n == 3 else "10.0.0.1", "dst_ip": f"10.0.0.{2 + n % 3}",
+            "protocol": "ICMP", "custom_label1": "icmp_type", "custom_data1": "8",
+            "rcvd_time": time.time_ns() if rcvd_time is None else rcvd_time,
+        }
+        for n in numbers
+    ]
+
+
+def probe_event(n: int, base: int) -> dict:
+    """A ping from its own source: opens a backlog of directive 1 with one event link."""
+    return {
+        "event_id": f"probe-{n:02d}", "timestamp": iso(base),
+        "title": "ET SCAN ICMP PING", "sensor": "suricata-01",
+        "plugin_id": 1001, "plugin_sid": 2100384,
+        "src_ip": f"10.1.0.{n % 250 + 1}", "dst_ip": "10.0.0.9", "protocol": "ICMP",
+        "rcvd_time": time.time_ns(),
+    }
+
+
+def port_scan_events(base: int, count: int = 12) -> list[dict]:
+    """Directive 2001: SYNs from 203.0.113.50 to distinct ports of 192.168.10.5."""
+    return [
+        {
+            "event_id": f"scan-{n:02d}", "timestamp": iso(base + 5 + 10 * n),
+            "title": "ET SCAN Potential SYN Scan", "sensor": "suricata-01",
+            "plugin_id": 1001, "plugin_sid": 2100498,
+            "src_ip": "203.0.113.50", "dst_ip": "192.168.10.5",
+            "src_port": 40000 + n, "dst_port": 1000 + n, "protocol": "TCP",
+            "rcvd_time": time.time_ns(),
+        }
+        for n in range(1, count + 1)
+    ]
+
+
+def by_time(*sequences: list[dict]) -> list[dict]:
+    return sorted((e for s in sequences for e in s), key=lambda e: e["timestamp"])
+
+
+# -- serve processes ----------------------------------------------------------------------
+
+
+def with_args(node: Serve, *extra: str) -> Serve:
+    """Add command-line arguments to a not yet started serve of the `serve` fixture."""
+    node.args.extend(extra)
+    return node
+
+
+def links(node: Serve) -> int:
+    return node.query("SELECT count(*) FROM alarm_events")[0][0]
+
+
+def wait_until(what: str | Callable[[], str], check: Callable[[], object],
+               timeout: float = WAIT):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what if isinstance(what, str) else what()}")
+
+
+def wait_log(node: Serve, text: str, timeout: float = WAIT) -> None:
+    wait_until(lambda: f"{text!r} in the serve log:\n{node.log.read_text()[-3000:]}",
+               lambda: text in node.log.read_text(), timeout)
+
+
+def wait_metric(node: Serve, name: str, expected: float, timeout: float = WAIT) -> None:
+    got: list[float] = []
+
+    def check() -> bool:
+        got.append(node.metric(name))
+        return got[-1] == expected
+
+    try:
+        wait_until(name, check, timeout)
+    except AssertionError:
+        raise AssertionError(f"{name}: got {got[-1:]}, expected {expected}") from None
+
+
+def http_status(url: str) -> int | None:
+    """The HTTP status of a GET, or None if nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+WALL_CLOCK_FIELDS = ("created_time", "update_time")
+
+
+def snapshot(node: Serve) -> dict:
+    """Output lines and database rows with alarm ids renamed by first appearance in the
+    alarm-event lines (A1, A2, ...) and without the wall-clock fields."""
+    link_lines = read_jsonl(node.logs / "siem_alarm_events.json")
+    names: dict[str, str] = {}
+    for line in link_lines:
+        names.setdefault(line["alarm_id"], f"A{len(names) + 1}")
+
+    def name(alarm_id: str) -> str:
+        assert alarm_id in names, f"alarm {alarm_id} has no alarm-event line"
+        return names[alarm_id]
+
+    alarm_lines = [
+        {**{k: v for k, v in a.items() if k not in WALL_CLOCK_FIELDS},
+         "alarm_id": name(a["alarm_id"])}
+        for a in read_jsonl(node.logs / "siem_alarms.json")
+    ]
+    backlogs = sorted(
+        (name(r[0]), *r[1:])
+        for r in node.query("SELECT id, state, title, current_stage, risk, risk_class, src_ips, "
+                            "dst_ips FROM backlogs")
+    )
+    stage_events: dict[str, list[tuple[int, str]]] = {}
+    for backlog, stage, event_id in node.query(
+            "SELECT backlog_id, stage, event_id FROM stage_events ORDER BY id"):
+        stage_events.setdefault(name(backlog), []).append((stage, event_id))
+    stages = sorted(
+        (name(r[0]), *r[1:])
+        for r in node.query("SELECT backlog_id, stage, status, start_time, end_time FROM stages")
+    )
+    return {
+        "alarm_lines": alarm_lines,
+        "link_lines": [{**x, "alarm_id": name(x["alarm_id"])} for x in link_lines],
+        "backlogs": backlogs,
+        "stage_events": stage_events,
+        "stages": stages,
+    }
+
+
+# -- the overload subject -----------------------------------------------------------------
+
+
+class Subscriber:
+    """Collects (monotonic time, payload) of every message on one subject, in a thread."""
+
+    def __init__(self, url: str, subject: str = "dsiem_overload_signals"):
+        self.messages: list[tuple[float, bytes]] = []
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._nc = self._call(nats.connect(url))
+        self._call(self._nc.subscribe(subject, cb=self._on_msg))
+        self._call(self._nc.flush())
+
+    def _call(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
+
+    async def _on_msg(self, msg) -> None:
+        self.messages.append((time.monotonic(), msg.data))
+
+    def payloads(self) -> list[bytes]:
+        return [data for _, data in self.messages]
+
+    def wait_for(self, count: int, timeout: float = WAIT) -> list[tuple[float, bytes]]:
+        wait_until(lambda: f"{count} messages (got {self.payloads()})",
+                   lambda: len(self.messages) >= count, timeout)
+        return list(self.messages)
+
+    def close(self) -> None:
+        try:
+            self._call(self._nc.close())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+            self._loop.close()
+
+    def __enter__(self) -> Subscriber:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# -- a Dsiem frontend ---------------------------------------------------------------------
+
+
+class Frontend:
+    """GET /config/ lists `listing` (or answers `listing_body`); GET /config/<name> answers
+    `files[name]` or 404."""
+
+    def __init__(self, files: dict[str, bytes], listing: list[str] | None = None,
+                 listing_body: bytes | None = None):
+        self.files = files
+        self.listing = list(files) if listing is None else listing
+        self.listing_body = listing_body
+        self.requests: list[str] = []
+        frontend = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                frontend.requests.append(self.path)
+                if self.path == "/config/":
+                    body = frontend.listing_body or json.dumps(
+                        {"files": [{"filename": n} for n in frontend.listing]}).encode()
+                    self._answer(200, body, "application/json")
+                elif self.path.startswith("/config/") and self.path[8:] in frontend.files:
+                    self._answer(200, frontend.files[self.path[8:]], "application/json")
+                else:
+                    self._answer(404, b"404 page not found\n", "text/plain")
+
+            def _answer(self, status: int, body: bytes, kind: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Frontend:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(5)
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment without DSIEM_* / MAX_EPS settings, with a wide terminal for help."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DSIEM_") and k != "MAX_EPS"}
+    return {**env, "COLUMNS": "200", "PYTHONUNBUFFERED": "1", **extra}
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None,
+            timeout: float = 30) -> subprocess.CompletedProcess:
+    """`python -m dsiem_sql ARGS` to its exit (a serve that does not exit fails the test)."""
+    return subprocess.run(
+        [sys.executable, "-m", "dsiem_sql", *args], cwd=ROOT, capture_output=True, text=True,
+        env=cli_env() if env is None else env, timeout=timeout,
+    )
+
+
+def directives_file(path: Path, *ids: int) -> Path:
+    """A directives file holding only the example directives `ids`."""
+    source = json.loads((CONFIGS / "directives_dsiem-backend-0_example.json").read_text())
+    chosen = [d for d in source["directives"] if d["id"] in ids]
+    assert [d["id"] for d in chosen] == list(ids)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"directives": chosen}))
+    return path

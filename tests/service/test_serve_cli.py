@@ -1,0 +1,99 @@
+"""The `serve` command line (SPEC §10): every flag is there, bad values stop it with a clear
+message, MAX_EPS / DSIEM_MAXEPS are read, and /healthz and /metrics answer."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+import urllib.request
+
+import pytest
+from scenario import CONFIGS, cli_env, http_status, ping_events, run_cli, wait_metric
+from servekit import free_port, publish
+
+SPEC_FLAGS = [
+    "--frontend", "--node", "--min-alarm-lifetime", "--status", "--tags", "--med_risk_min",
+    "--med_risk_max", "--max_eps", "--msq", "--cache", "--max_queue", "--hold_duration",
+    "--max_delay", "--intel_private_ip", "--reload-backlogs",
+]
+ADDED_FLAGS = [
+    "--configs", "--db", "--logs", "--commit-interval", "--db-sync", "--retention-days",
+    "--metrics-port", "--reference-mode",
+]
+
+
+def test_help_lists_every_flag():
+    result = run_cli("serve", "--help")
+    assert result.returncode == 0, result.stderr
+    options = set(re.findall(r"--[a-z][a-z_-]*", result.stdout))
+    assert set(SPEC_FLAGS + ADDED_FLAGS) <= options, sorted(
+        set(SPEC_FLAGS + ADDED_FLAGS) - options)
+
+
+def serve_args(tmp_path, *extra: str) -> list[str]:
+    return ["serve", "--configs", str(CONFIGS), "--db", str(tmp_path / "dsiem.db"),
+            "--logs", str(tmp_path / "logs"), "--msq", f"nats://127.0.0.1:{free_port()}",
+            *extra]
+
+
+@pytest.mark.parametrize(("extra", "env", "message"), [
+    (["--node", "n", "--med_risk_max", "11"], {},
+     "error reading med_risk_min and med_risk_max: invalid value provided"),
+    (["--node", "n", "--med_risk_min", "5", "--med_risk_max", "5"], {},
+     "error reading med_risk_min and med_risk_max: invalid value provided"),
+    (["--node", "n", "--hold_duration", "0"], {}, "Invalid value for '--hold_duration'"),
+    (["--node", "n", "--max_delay", "65536"], {}, "'--max_delay' / '--max-delay'"),
+    (["--node", "n"], {"MAX_EPS": "abc"}, "max_eps: invalid value 'abc'"),
+    (["--node", "n"], {"DSIEM_MAXEPS": "abc", "MAX_EPS": "500"},
+     "max_eps: invalid value 'abc'"),
+    ([], {}, "Missing option '-n' / '--node'"),
+], ids=["med_risk_max-11", "med_risk-equal", "hold_duration-0", "max_delay-65536",
+        "MAX_EPS-abc", "DSIEM_MAXEPS-abc", "no-node"])
+def test_a_bad_setting_stops_serve_with_a_clear_message(tmp_path, extra, env, message):
+    result = run_cli(*serve_args(tmp_path, *extra), env=cli_env(**env))
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "dsiem.db").exists()  # stopped before touching anything
+
+
+def test_a_taken_metrics_port_stops_serve_with_a_clear_message(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli(*serve_args(tmp_path, "--node", "n", "--metrics-port", str(port)))
+    assert result.returncode == 1
+    assert "address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("env", [{"MAX_EPS": "500"}, {"DSIEM_MAXEPS": "600"}],
+                         ids=["MAX_EPS", "DSIEM_MAXEPS"])
+def test_max_eps_from_the_environment_is_accepted(serve, monkeypatch, env):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    node = serve().start()
+    assert node.stop() == 0
+
+
+def test_healthz_and_metrics(serve, nats_server):
+    node = serve().start()
+    assert http_status(node.url("/healthz")) == 200
+    assert http_status(node.url("/nothing")) == 404
+    publish(nats_server.url, ping_events(int(time.time()) - 300))
+    node.wait_for("SELECT count(*) FROM alarm_events", [(17,)])
+    for name, value in [
+        ("dsiem_events_received_total", 17), ("dsiem_events_processed_total", 17),
+        ("dsiem_events_invalid_total", 0), ("dsiem_events_dropped_total", 0),
+        ("dsiem_alarms_written_total", 1), ("dsiem_backlogs", 2), ("dsiem_queue_length", 0),
+    ]:
+        wait_metric(node, name, value)
+    assert node.metric("dsiem_commit_seconds_count") >= 1
+    with urllib.request.urlopen(node.url("/metrics"), timeout=5) as r:
+        assert r.headers["Content-Type"].startswith("text/plain")
+        text = r.read().decode()
+    assert 'dsiem_commit_seconds_bucket{le="+Inf"}' in text
+    assert node.stop() == 0
+    assert http_status(node.url("/healthz")) is None
