@@ -57,6 +57,8 @@ class Enricher:
         self.timeout = timeout
         self._slots = asyncio.Semaphore(concurrency)
         self._cache: dict[tuple[int, str], tuple[float, list[Record]]] = {}
+        # requests under way: a concurrent lookup of the same (checker, term) waits for it
+        self._inflight: dict[tuple[int, str], asyncio.Future[list[Record]]] = {}
         self._client: httpx.AsyncClient | None = None
         self.requests = 0
         self.failures = 0
@@ -93,18 +95,30 @@ class Enricher:
     async def _check(self, index: int, checker: Checker, term: str) -> tuple[str, list[Record]]:
         key = (index, term)
         cached = self._cache.get(key)
-        now = time.monotonic()
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > time.monotonic():
             return checker.kind, cached[1]
+        if self.ttl and key in self._inflight:
+            return checker.kind, await asyncio.shield(self._inflight[key])
+        future: asyncio.Future[list[Record]] = asyncio.get_running_loop().create_future()
+        if self.ttl:
+            self._inflight[key] = future
+        records: list[Record] = []
+        try:
+            records = await self._request(checker, term)
+            if self.ttl:
+                self._cache[key] = (time.monotonic() + self.ttl, records)
+        finally:
+            self._inflight.pop(key, None)
+            future.set_result(records)
+        return checker.kind, records
+
+    async def _request(self, checker: Checker, term: str) -> list[Record]:
         assert self._client is not None, "use `async with Enricher(...)`"
         async with self._slots:
             self.requests += 1
             try:
-                records = await checker.check(self._client, term)
+                return await checker.check(self._client, term)
             except CheckFailed as exc:
                 self.failures += 1
                 log.warning("%s check error (%s %s): %s", checker.kind, checker.name, term, exc)
-                return checker.kind, []
-        if self.ttl:
-            self._cache[key] = (now + self.ttl, records)
-        return checker.kind, records
+                return []

@@ -1,0 +1,180 @@
+"""Intel (Wise) and vulnerability (Nesd) enrichment against real local HTTP servers (§8)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fakeintel import FakeIntel
+
+from dsiem_sql.config import load_config
+from dsiem_sql.engine import Engine
+from dsiem_sql.output import OutputFiles
+from dsiem_sql.plugins.enricher import Enricher, checkers
+from dsiem_sql.plugins.runner import Lookups
+from dsiem_sql.replay import Batching, EventClock, FileSink, replay
+
+ROOT = Path(__file__).resolve().parents[2]
+T0 = 1714557600
+RULE = {"type": "PluginRule", "plugin_id": 1, "plugin_sid": [1], "port_from": "ANY",
+        "port_to": "ANY", "protocol": "TCP"}
+
+
+def write_configs(directory: Path, intel: list[str], vuln: list[str]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "assets_x.json").write_text(json.dumps(
+        {"assets": [{"name": "lan", "cidr": "192.168.0.0/16", "value": 5}]}))
+    (directory / "directives_x.json").write_text(json.dumps({"directives": [{
+        "id": 1, "name": "Attack from SRC_IP", "priority": 5, "kingdom": "k", "category": "c",
+        "rules": [
+            {"name": "a", "stage": 1, "occurrence": 1, "from": "ANY", "to": "HOME_NET",
+             "reliability": 5, "timeout": 0, **RULE},
+            {"name": "b", "stage": 2, "occurrence": 2, "from": ":1", "to": ":1",
+             "reliability": 10, "timeout": 600, **RULE},
+        ]}]}))
+
+    def sources(urls: list[str], plugin: str) -> list[dict]:
+        return [{"name": f"{plugin}-{i}", "type": "IP", "enabled": True, "plugin": plugin,
+                 "config": json.dumps({"url": url})} for i, url in enumerate(urls)]
+
+    (directory / "intel_x.json").write_text(json.dumps({"intel_sources": sources(intel, "Wise")}))
+    (directory / "vuln_x.json").write_text(json.dumps({"vuln_sources": sources(vuln, "Nesd")}))
+    return directory
+
+
+def attack(src: str, n: int, start: int = 0, dport: int = 80) -> list[str]:
+    return [json.dumps({
+        "event_id": f"{src}-{start + i}", "timestamp": datetime.fromtimestamp(
+            T0 + start + i, UTC).isoformat(), "title": "t", "sensor": "s", "plugin_id": 1,
+        "plugin_sid": 1, "src_ip": src, "dst_ip": "192.168.0.5", "src_port": 40000,
+        "dst_port": dport, "protocol": "TCP"}) for i in range(n)]
+
+
+def noise(n: int) -> list[str]:
+    return [json.dumps({
+        "event_id": f"noise-{i}", "timestamp": datetime.fromtimestamp(T0 + 10, UTC).isoformat(),
+        "title": "t", "sensor": "s", "plugin_id": 9, "plugin_sid": 9, "src_ip": "1.1.1.1",
+        "dst_ip": "2.2.2.2"}) for i in range(n)]
+
+
+def run_cli(configs: Path, out: Path, events: list[str], *extra: str):
+    events_file = out.parent / f"{out.name}.jsonl"
+    events_file.write_text("\n".join(events) + "\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "dsiem_sql", "replay", "--configs", str(configs), "--out",
+         str(out), "--db", str(out / "state.db"), *extra, str(events_file)],
+        capture_output=True, cwd=ROOT, timeout=120, text=True,
+    )
+    out.mkdir(exist_ok=True)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def alarms(out: Path) -> list[dict]:
+    return [json.loads(x) for x in (out / "siem_alarms.json").read_text().splitlines()]
+
+
+def test_hits_and_vulnerabilities_reach_the_alarm_line_and_the_database(tmp_path):
+    with FakeIntel() as fake:
+        configs = write_configs(tmp_path / "cfg", [fake.wise()], [fake.nesd()])
+        out = tmp_path / "out"
+        out.mkdir()
+        run_cli(configs, out, attack("8.8.8.8", 3))
+        last = alarms(out)[-1]
+        assert last["intel_hits"] == [{"provider": "Wise", "term": "8.8.8.8",
+                                       "result": "description: blacklisted 8.8.8.8"}]
+        # terms: every observed (address, port) pair ([R] source, §8.5); Low is filtered out
+        assert sorted(v["term"] for v in last["vulnerabilities"]) == [
+            "192.168.0.5:80", "8.8.8.8:40000"]
+        assert {v["result"] for v in last["vulnerabilities"]} == {
+            "High - Shellshock (CVE-2014-6271)"}
+        assert fake.requests["wise/ok/192.168.0.5"] == 0  # private: not looked up
+        con = sqlite3.connect(out / "state.db")
+        assert con.execute("SELECT provider, term FROM alarm_intel").fetchall() == [
+            ("Wise", "8.8.8.8")]
+        assert con.execute("SELECT term FROM alarm_vulns ORDER BY term").fetchall() == [
+            ("192.168.0.5:80",), ("8.8.8.8:40000",)]
+
+
+def test_private_addresses_with_intel_private_ip(tmp_path):
+    with FakeIntel() as fake:
+        configs = write_configs(tmp_path / "cfg", [fake.wise()], [])
+        out = tmp_path / "out"
+        out.mkdir()
+        run_cli(configs, out, attack("8.8.8.8", 3), "--intel_private_ip")
+        terms = {h["term"] for h in alarms(out)[-1]["intel_hits"]}
+        assert terms == {"8.8.8.8", "192.168.0.5"}
+
+
+def test_cache_is_keyed_by_checker_and_term(tmp_path):
+    with FakeIntel() as fake:
+        configs = write_configs(tmp_path / "cfg", [fake.wise(), fake.wise()], [fake.nesd()])
+        out = tmp_path / "out"
+        out.mkdir()
+        # three lookups (stage 1 and 2 of one backlog, stage 1 of a second one) for one source
+        events = attack("8.8.8.8", 3) + attack("8.8.8.8", 1, start=100, dport=80)
+        run_cli(configs, out, events, "--cache", "10")
+        assert len([a for a in alarms(out) if "intel_hits" in a]) >= 2
+        assert fake.requests["wise/ok/8.8.8.8"] == 2  # once per checker: the two sources
+        assert fake.requests["nesd/ok/192.168.0.5:80"] == 1
+        out2 = tmp_path / "nocache"
+        out2.mkdir()
+        run_cli(configs, out2, events, "--cache", "0")
+        assert fake.requests["wise/ok/8.8.8.8"] > 2 + 2
+
+
+def test_a_hanging_server_never_stalls_correlation(tmp_path):
+    with FakeIntel() as fake:
+        configs = write_configs(tmp_path / "cfg", [fake.wise("hang")], [fake.nesd()])
+        seen: list[tuple[int, int]] = []
+
+        class Watching(FileSink):
+            async def commit(self, changes, engine, clock, progress=None):
+                seen.append((engine.stats.events, fake.open))
+                await super().commit(changes, engine, clock, progress)
+
+        async def run():
+            clock = EventClock()
+            engine = Engine(load_config(configs), clock=clock)
+            lines = attack("8.8.8.8", 1) + noise(3000)
+            async with Enricher(checkers(engine_config.intel, engine_config.vuln),
+                                timeout=1.5) as enricher:
+                with OutputFiles(tmp_path / "out") as out:
+                    return await replay(
+                        lines, engine, clock, Watching(out), final_sweep=False,
+                        batching=Batching(interval_ms=1, changes=10_000), lookups=Lookups(enricher),
+                    )
+
+        engine_config = load_config(configs)
+        summary = asyncio.run(run())
+        assert summary.read == 3001
+        while_open = [events for events, open_requests in seen if open_requests]
+        assert while_open and max(while_open) - min(while_open) >= 1000
+        last = alarms(tmp_path / "out")[-1]
+        assert "intel_hits" not in last  # the hanging source timed out...
+        assert last["vulnerabilities"]  # ...and the other checker's results still count
+
+
+@pytest.mark.parametrize("mode", ["500", "bad", "refused"])
+def test_failing_source_is_logged_and_changes_nothing_else(tmp_path, mode):
+    with FakeIntel() as fake:
+        broken = (fake.wise(mode) if mode != "refused"
+                  else "http://127.0.0.1:9/wise/${ip}")  # nothing listens on port 9
+        nesd = fake.nesd(mode if mode != "refused" else "ok")
+        configs = write_configs(tmp_path / "cfg", [broken, fake.wise()], [nesd])
+        out = tmp_path / "out"
+        out.mkdir()
+        result = run_cli(configs, out, attack("8.8.8.8", 3))
+        expected = {"500": "HTTP 500", "bad": "error parsing wise result",
+                    "refused": "get request error"}[mode]
+        assert expected in result.stderr
+        last = alarms(out)[-1]
+        assert last["intel_hits"] == [{"provider": "Wise", "term": "8.8.8.8",
+                                       "result": "description: blacklisted 8.8.8.8"}]
+        assert last["risk"] == 10 and len(alarms(out)) >= 3  # 2 stage lines + enriched ones
