@@ -7,6 +7,7 @@ already in the database are left alone, so re-running an import changes nothing.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -112,7 +113,13 @@ async def import_files(
 
     results = []
     for path in files:
-        result, backlogs = read_file(path, engine, next_seq)
+        # a file's backlogs are thousands of small containers that all stay alive: the
+        # cyclic garbage collector would only rescan them over and over
+        gc.disable()
+        try:
+            result, backlogs = read_file(path, engine, next_seq)
+        finally:
+            gc.enable()
         if backlogs and store is not None:
             present = set(await store.import_backlogs(backlogs, engine))
             for b in backlogs:

@@ -186,7 +186,7 @@ def _resolve(saved: SavedBacklog, rules: list[Rule]) -> list[Rule]:
 
 # Rules are immutable once compiled, so backlogs whose saved rules are alike (every stage 1 of
 # a directive, for one) share one compiled rule, as the backlogs the engine opens do.
-_compiled_rule = lru_cache(maxsize=65536)(Rule)
+_compiled_rule = lru_cache(maxsize=4096)(Rule)
 
 
 def _compile(r: SavedRule) -> Rule:
@@ -274,6 +274,9 @@ def to_backlog(
         update_time=saved.update_time,
         last_srcport=saved.saved_last_srcport or (src_ports[-1] if src_ports else 0),
         last_dstport=saved.saved_last_dstport or (dst_ports[-1] if dst_ports else 0),
+        # [R]'s `ip:port` / `[ipv6]:port` pairs: the vulnerability search terms (§8.5)
+        src_sockets=dict.fromkeys(a for a in saved.saved_src_socketaddr if not a.endswith(":0")),
+        dst_sockets=dict.fromkeys(a for a in saved.saved_dst_socketaddr if not a.endswith(":0")),
     )
     b.event_ids = {e for s in stages for e in s.event_ids}
     fmt = "R" if unresolved or saved.saved_src_socketaddr or saved.saved_dst_socketaddr else "M"
