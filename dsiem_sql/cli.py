@@ -58,6 +58,8 @@ def global_options(
     debug: Annotated[bool, typer.Option("--debug", envvar="DSIEM_DEBUG")] = False,
     trace: Annotated[bool, typer.Option("--trace", envvar="DSIEM_TRACE")] = False,
     json_logs: Annotated[bool, typer.Option("-j", "--json", envvar="DSIEM_JSON")] = False,
+    test_env: Annotated[bool, typer.Option(
+        "--test-env", hidden=True, help="Accepted for compatibility; has no effect.")] = False,
 ) -> None:
     """Logs go to stderr: INFO for serve, WARNING for the other commands, unless -v/--debug."""
     if debug or trace or verbose >= 2:
