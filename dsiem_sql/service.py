@@ -131,30 +131,33 @@ class Service:
                 cache_minutes=o.cache_minutes,
                 private_ips=o.intel_private_ip,
             )
-            await enricher.__aenter__()
-            self.lookups = Lookups(enricher)
-            overload = Overload(bus, o.hold_duration)
-            helpers = [
-                asyncio.create_task(overload.run()),
-                asyncio.create_task(self._watchdog(engine)),
-            ]
-            self.ready = True
-            worker = asyncio.create_task(self._work(engine, store, overload))
-            await stop.wait()
-            log.info("stopping: no new events, draining %d queued", len(self.intake))
-            self.ready = False
-            await bus.stop_intake()
-            self.intake.close()
-            await worker
-            for task in helpers:
-                task.cancel()
-            await enricher.__aexit__()
+            async with enricher:
+                self.lookups = Lookups(enricher)
+                await self._serve(engine, store, bus, stop)
         finally:
             await store.close()
             await bus.close()
             if metrics_server is not None:
                 metrics_server.close()
         log.info("stopped: %d events processed", self.processed)
+
+    async def _serve(self, engine: Engine, store, bus: Bus, stop: asyncio.Event) -> None:
+        """Correlate until `stop`; then drain the queue and the lookups, and commit."""
+        overload = Overload(bus, self.options.hold_duration)
+        helpers = [
+            asyncio.create_task(overload.run()),
+            asyncio.create_task(self._watchdog(engine)),
+        ]
+        self.ready = True
+        worker = asyncio.create_task(self._work(engine, store, overload))
+        await stop.wait()
+        log.info("stopping: no new events, draining %d queued", len(self.intake))
+        self.ready = False
+        await bus.stop_intake()
+        self.intake.close()
+        await worker
+        for task in helpers:
+            task.cancel()
 
     async def _import_legacy(self, engine: Engine, store) -> None:
         """A swapped-in legacy deployment: import `<logs>/backlogs/*.json`, remove what was
