@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from dsiem_sql.config.models import RuleConfig
 from dsiem_sql.config.netparse import canonical_ip
 from dsiem_sql.config.validate import STICKY_FIELDS
 from dsiem_sql.engine.engine import EngineOptions
@@ -35,32 +36,9 @@ class SavedSticky(BaseModel):
     sdiff_int: list[int] = Field(default_factory=list)
 
 
-class SavedRule(BaseModel):
-    model_config = STRICT
+class SavedRule(RuleConfig):
+    """A directive rule as saved in a backlog, with its runtime state."""
 
-    name: str
-    stage: U8
-    type: Literal["PluginRule", "TaxonomyRule"]
-    occurrence: U64
-    from_: str = Field(alias="from")
-    to: str
-    port_from: str
-    port_to: str
-    protocol: str
-    reliability: U8
-    timeout: U32
-    plugin_id: U64 = 0
-    plugin_sid: list[U64] = Field(default_factory=list)
-    product: list[str] = Field(default_factory=list)
-    category: str = ""
-    subcategory: list[str] = Field(default_factory=list)
-    sticky_different: str = ""
-    custom_data1: str = ""
-    custom_data2: str = ""
-    custom_data3: str = ""
-    custom_label1: str = ""
-    custom_label2: str = ""
-    custom_label3: str = ""
     start_time: int = 0
     end_time: int = 0
     status: str = ""
