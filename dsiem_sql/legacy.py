@@ -15,17 +15,14 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from dsiem_sql.config.models import RuleConfig
+from dsiem_sql.config.models import U8, RuleConfig
 from dsiem_sql.config.netparse import canonical_ip
 from dsiem_sql.config.validate import STICKY_FIELDS
 from dsiem_sql.engine.engine import EngineOptions
 from dsiem_sql.engine.rules import Rule
 from dsiem_sql.engine.state import Backlog, Directive, Stage
 
-U8 = Annotated[int, Field(ge=0, le=255)]
 U16 = Annotated[int, Field(ge=0, le=65535)]
-U32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
-U64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
 STRICT = ConfigDict(strict=True, extra="ignore", populate_by_name=True)
 INT_STICKY = ("PLUGIN_SID", "SRC_PORT", "DST_PORT")
 
