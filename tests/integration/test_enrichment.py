@@ -142,7 +142,7 @@ def test_a_hanging_server_never_stalls_correlation(tmp_path):
         async def run():
             clock = EventClock()
             engine = Engine(load_config(configs), clock=clock)
-            lines = attack("8.8.8.8", 1) + noise(3000)
+            lines = attack("8.8.8.8", 1) + noise(10_000)
             async with Enricher(checkers(engine_config.intel, engine_config.vuln),
                                 timeout=1.5) as enricher:
                 with OutputFiles(tmp_path / "out") as out:
@@ -153,7 +153,7 @@ def test_a_hanging_server_never_stalls_correlation(tmp_path):
 
         engine_config = load_config(configs)
         summary = asyncio.run(run())
-        assert summary.read == 3001
+        assert summary.read == 10_001
         while_open = [events for events, open_requests in seen if open_requests]
         assert while_open and max(while_open) - min(while_open) >= 1000
         last = alarms(tmp_path / "out")[-1]
