@@ -186,6 +186,8 @@ class Service:
         while True:
             now = time.monotonic()
             deadline = min(next_expiry, last_commit + interval if batch else next_expiry)
+            if self.lookups.pending or self.lookups.done:  # pick up their results soon
+                deadline = min(deadline, now + interval)
             await self.intake.wait(max(0.0, deadline - now))
             started = time.perf_counter()
             for payload in self.intake.take(TAKE):
