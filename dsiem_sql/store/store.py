@@ -10,10 +10,11 @@ commit order.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,20 @@ class Resumed:
 
 
 @dataclass
+class _Batch:
+    """The rows of one commit, taken when it was handed over (the engine goes on)."""
+
+    outbox: list[dict[str, Any]]
+    links: list[dict[str, Any]]
+    state: list[dict[str, Any]]
+    progress: tuple[str, int, int] | None
+    backlogs: list[dict[str, Any]] = field(default_factory=list)
+    definitions: list[DirectiveConfig] = field(default_factory=list)
+    enrichments: list[dict[str, Any]] = field(default_factory=list)
+    stages: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
 class _OutputFile:
     path: Path
     size: int
@@ -93,7 +108,9 @@ class Store:
         # (backlog id, stage) -> rows.stage_mark of the row last written, to skip unchanged ones
         self._stage_marks: dict[tuple[str, int], tuple] = {}
         self._next_outbox = 1
+        self._written_upto = 0  # every outbox line up to this seq is in its file
         self._unconfirmed = False
+        self._writer: asyncio.Task[None] | None = None
 
     # -- opening and loading ------------------------------------------------------------
 
@@ -121,6 +138,7 @@ class Store:
         """Give the engine back its clock, backlog counter and (unless `with_backlogs` is false)
         its live backlogs."""
         assert self.engine is not None
+        await self.flush()
         resumed = Resumed()
         async with self.engine.connect() as conn:
             state = dict((await conn.execute(select(engine_state))).all())
@@ -207,61 +225,83 @@ class Store:
         clock: int,
         progress: tuple[str, int, int] | None = None,
     ) -> None:
-        """Apply one batch of changes in one transaction, then write its output lines."""
+        """Snapshot one batch of changes and hand it to the writer, which applies it in one
+        transaction and then appends its output lines. The writer works while the engine
+        goes on; batches are written one at a time, in order."""
         assert self.engine is not None
+        batch = self._snapshot(changes, engine, clock, progress)
+        await self.flush()
+        self._writer = asyncio.get_running_loop().create_task(self._write(batch))
+
+    async def flush(self) -> None:
+        """Wait until every batch handed to `commit` is committed and written out."""
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            await writer
+
+    def _snapshot(
+        self,
+        changes: Changes,
+        engine: Engine,
+        clock: int,
+        progress: tuple[str, int, int] | None,
+    ) -> _Batch:
         lines = rows.outbox_lines(changes)
         assert self.out_dir is not None or not lines, "this store writes no output lines"
         first = self._next_outbox
-        outbox_rows = [
-            {"seq": first + i, "file": file, "line": line} for i, (file, line) in enumerate(lines)
-        ]
+        self._next_outbox += len(lines)
+        batch = _Batch(
+            outbox=[
+                {"seq": first + i, "file": file, "line": line}
+                for i, (file, line) in enumerate(lines)
+            ],
+            links=[{"backlog_id": a, "stage": s, "event_id": e} for a, s, e in changes.links],
+            state=[{"key": "clock", "value": clock}, {"key": "next_seq", "value": engine.next_seq}],
+            progress=progress,
+        )
+        for b in changes.backlogs.values():
+            batch.backlogs.append(rows.backlog_row(b, 0))
+            batch.definitions.append(b.definition)
+            batch.enrichments.extend(rows.enrichment_rows(b))
+            for stage in b.stages:
+                key, mark = (b.id, stage.number), rows.stage_mark(stage)
+                if self._stage_marks.get(key) != mark:
+                    batch.stages.append(rows.stage_row(b, stage))
+                    if b.state == "live":
+                        self._stage_marks[key] = mark
+                if b.state != "live":
+                    self._stage_marks.pop(key, None)
+        return batch
+
+    async def _write(self, batch: _Batch) -> None:
+        assert self.engine is not None
         async with self.engine.begin() as conn:
-            backlog_rows = []
-            stage_list: list[dict[str, Any]] = []
-            marks: dict[tuple[str, int], tuple | None] = {}
-            for b in changes.backlogs.values():
-                backlog_rows.append(rows.backlog_row(b, await self._version(conn, b.definition)))
-                for stage in b.stages:
-                    key, mark = (b.id, stage.number), rows.stage_mark(stage)
-                    if self._stage_marks.get(key) != mark:
-                        stage_list.append(rows.stage_row(b, stage))
-                        marks[key] = None if b.state != "live" else mark
-            if backlog_rows:
-                await conn.execute(UPSERT_BACKLOG, backlog_rows)
-                found = [r for b in changes.backlogs.values() for r in rows.enrichment_rows(b)]
-                if found:
-                    await conn.execute(INSERT_ENRICHMENT, found)
-            if stage_list:
-                await conn.execute(UPSERT_STAGE, stage_list)
-            if changes.links:
-                await conn.execute(
-                    INSERT_LINK,
-                    [{"backlog_id": a, "stage": s, "event_id": e} for a, s, e in changes.links],
-                )
-            if outbox_rows:
-                await conn.execute(insert(outbox), outbox_rows)
-            await conn.execute(
-                UPSERT_STATE,
-                [{"key": "clock", "value": clock}, {"key": "next_seq", "value": engine.next_seq}],
-            )
-            if progress is not None:
-                source, line, offset = progress
+            for row, definition in zip(batch.backlogs, batch.definitions, strict=True):
+                row["directive_version"] = await self._version(conn, definition)
+            if batch.backlogs:
+                await conn.execute(UPSERT_BACKLOG, batch.backlogs)
+            if batch.enrichments:
+                await conn.execute(INSERT_ENRICHMENT, batch.enrichments)
+            if batch.stages:
+                await conn.execute(UPSERT_STAGE, batch.stages)
+            if batch.links:
+                await conn.execute(INSERT_LINK, batch.links)
+            if batch.outbox:
+                await conn.execute(insert(outbox), batch.outbox)
+            await conn.execute(UPSERT_STATE, batch.state)
+            if batch.progress is not None:
+                source, line, offset = batch.progress
                 await conn.execute(
                     UPSERT_PROGRESS, {"source": source, "line": line, "offset": offset}
                 )
             await self._confirm_written(conn)
-        for key, mark in marks.items():
-            if mark is None:
-                self._stage_marks.pop(key, None)
-            else:
-                self._stage_marks[key] = mark
-        self._next_outbox += len(lines)
-        self._append(outbox_rows)
+        self._append(batch.outbox)
 
     async def import_backlogs(self, imported: list[Backlog], engine: Engine) -> list[str]:
         """Insert whole backlogs (from legacy files) in one transaction; returns the ids that
         were already present and so were left alone. No output line is written."""
         assert self.engine is not None
+        await self.flush()
         async with self.engine.begin() as conn:
             ids = [b.id for b in imported]
             present = set(
@@ -293,6 +333,7 @@ class Store:
     async def prune(self, before: int) -> int:
         """Delete ended backlogs (and their stages and event links) ended before `before`."""
         assert self.engine is not None
+        await self.flush()
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 delete(backlogs).where(backlogs.c.state != "live", backlogs.c.ended_time < before)
@@ -302,6 +343,7 @@ class Store:
     async def close(self) -> None:
         try:
             if self.engine is not None:
+                await self.flush()
                 if self._unconfirmed:
                     async with self.engine.begin() as conn:
                         await self._confirm_written(conn)
@@ -341,6 +383,7 @@ class Store:
                     os.fsync(f.fileno())
                 state.size = f.tell()
             state.written_seq = items[-1]["seq"]
+            self._written_upto = max(self._written_upto, items[-1]["seq"])
             self._unconfirmed = True
 
     async def _confirm_written(self, conn: AsyncConnection) -> None:
@@ -353,8 +396,7 @@ class Store:
                 for file, s in self._files.items()
             ],
         )
-        # every line numbered below _next_outbox has reached its file by now
-        await conn.execute(delete(outbox).where(outbox.c.seq < self._next_outbox))
+        await conn.execute(delete(outbox).where(outbox.c.seq <= self._written_upto))
         self._unconfirmed = False
 
     async def _recover_outbox(self, conn: AsyncConnection) -> None:
@@ -379,6 +421,7 @@ class Store:
         if pending:
             log.info("wrote %d output lines committed before a crash", written)
         self._next_outbox = last_seq + 1
+        self._written_upto = last_seq
         self._unconfirmed = True
         await self._confirm_written(conn)
 

@@ -100,6 +100,7 @@ def test_lines_written_but_not_confirmed_are_not_written_again(tmp_path):
         await replay(LINES[:half], engine, clock, store, final_sweep=False,
                      batching=SMALL_BATCHES, source="events")
         # die after the last write, before the transaction that confirms it
+        await store.flush()
         assert store._unconfirmed
         await store.engine.dispose()
         store._lock.release()
