@@ -44,6 +44,39 @@ ConfigsOpt = Annotated[
 ]
 
 
+# Options that replay and serve share (engine, database, enrichment).
+ReferenceModeOpt = Annotated[str | None, typer.Option(
+    "--reference-mode", help="value (default) or rule (Go Dsiem) [DSIEM_REFERENCE_MODE]")]
+MinAlarmLifetimeOpt = Annotated[int | None, typer.Option(
+    "-l", "--min-alarm-lifetime", help="Minutes added to deadlines [DSIEM_MINALARMLIFETIME]")]
+StatusOpt = Annotated[str | None, typer.Option(
+    "-s", "--status", help="[DSIEM_STATUS] first = status of new alarms")]
+TagsOpt = Annotated[str | None, typer.Option(
+    "-t", "--tags", help="[DSIEM_TAGS] first = tag of new alarms")]
+MedRiskMinOpt = Annotated[int | None, typer.Option(
+    "--med_risk_min", "--med-risk-min", help="[DSIEM_MEDRISKMIN] 2..8")]
+MedRiskMaxOpt = Annotated[int | None, typer.Option(
+    "--med_risk_max", "--med-risk-max", help="[DSIEM_MEDRISKMAX] 3..9")]
+MatchProtocolOpt = Annotated[bool | None, typer.Option(
+    "--match-protocol", help="Match rule protocols exactly [DSIEM_MATCH_PROTOCOL]")]
+TaxonomyCustomDataOpt = Annotated[bool | None, typer.Option(
+    "--taxonomy-custom-data",
+    help="Check custom data on TaxonomyRules [DSIEM_TAXONOMY_CUSTOM_DATA]")]
+CacheOpt = Annotated[int, typer.Option(
+    "-c", "--cache", envvar="DSIEM_CACHEDURATION", min=0, max=255,
+    help="Intel/vuln cache minutes; 0 = no cache.")]
+IntelPrivateIpOpt = Annotated[bool, typer.Option(
+    "--intel_private_ip", "--intel-private-ip", envvar="DSIEM_INTELPRIVATEIP",
+    help="Also look up private addresses in the intel sources.")]
+DbSyncOpt = Annotated[DbSync, typer.Option("--db-sync", envvar="DSIEM_DB_SYNC")]
+CommitIntervalOpt = Annotated[int, typer.Option(
+    "--commit-interval", min=1, envvar="DSIEM_COMMIT_INTERVAL",
+    help="Group commit every this many ms.")]
+RetentionDaysOpt = Annotated[int, typer.Option(
+    "--retention-days", min=0, envvar="DSIEM_RETENTION_DAYS",
+    help="Delete ended backlogs this many days after they ended.")]
+
+
 def fail(message: str) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(1)
@@ -118,28 +151,20 @@ def replay_command(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue FILE after the last committed line.")
     ] = False,
-    db_sync: Annotated[DbSync, typer.Option("--db-sync", envvar="DSIEM_DB_SYNC")] = DbSync.normal,
-    commit_interval: Annotated[
-        int, typer.Option("--commit-interval", min=1, help="Group commit every this many ms.")
-    ] = 100,
+    db_sync: DbSyncOpt = DbSync.normal,
+    commit_interval: CommitIntervalOpt = 100,
     commit_changes: Annotated[
         int, typer.Option("--commit-changes", min=1, help="...or after this many changes.")
     ] = 2000,
-    retention_days: Annotated[
-        int, typer.Option("--retention-days", min=0, envvar="DSIEM_RETENTION_DAYS")
-    ] = 7,
-    reference_mode: Annotated[
-        str | None, typer.Option("--reference-mode", help="value (default) or rule (Go Dsiem).")
-    ] = None,
-    min_alarm_lifetime: Annotated[
-        int | None, typer.Option("-l", "--min-alarm-lifetime", help="Minutes.")
-    ] = None,
-    status: Annotated[str | None, typer.Option("-s", "--status")] = None,
-    tags: Annotated[str | None, typer.Option("-t", "--tags")] = None,
-    med_risk_min: Annotated[int | None, typer.Option("--med_risk_min", "--med-risk-min")] = None,
-    med_risk_max: Annotated[int | None, typer.Option("--med_risk_max", "--med-risk-max")] = None,
-    match_protocol: Annotated[bool | None, typer.Option("--match-protocol")] = None,
-    taxonomy_custom_data: Annotated[bool | None, typer.Option("--taxonomy-custom-data")] = None,
+    retention_days: RetentionDaysOpt = 7,
+    reference_mode: ReferenceModeOpt = None,
+    min_alarm_lifetime: MinAlarmLifetimeOpt = None,
+    status: StatusOpt = None,
+    tags: TagsOpt = None,
+    med_risk_min: MedRiskMinOpt = None,
+    med_risk_max: MedRiskMaxOpt = None,
+    match_protocol: MatchProtocolOpt = None,
+    taxonomy_custom_data: TaxonomyCustomDataOpt = None,
     final_sweep: Annotated[
         bool | None,
         typer.Option(
@@ -147,11 +172,8 @@ def replay_command(
             help="Expire at wall-clock time after the last event (default: on without --db).",
         ),
     ] = None,
-    cache: Annotated[int, typer.Option("-c", "--cache", envvar="DSIEM_CACHEDURATION", min=0,
-                                       max=255, help="Intel/vuln cache minutes.")] = 10,
-    intel_private_ip: Annotated[bool, typer.Option(
-        "--intel_private_ip", "--intel-private-ip", envvar="DSIEM_INTELPRIVATEIP",
-        help="Also look up private addresses in the intel sources.")] = False,
+    cache: CacheOpt = 10,
+    intel_private_ip: IntelPrivateIpOpt = False,
 ) -> None:
     """Run JSON-lines events through the engine and write the alarm files."""
     settings = engine_settings(
@@ -229,22 +251,15 @@ def serve_command(
                                                        envvar="DSIEM_NATS_TLS_CERT")] = None,
     nats_tls_key: Annotated[Path | None, typer.Option("--nats-tls-key",
                                                       envvar="DSIEM_NATS_TLS_KEY")] = None,
-    min_alarm_lifetime: Annotated[int | None, typer.Option(
-        "-l", "--min-alarm-lifetime", help="Minutes added to deadlines [DSIEM_MINALARMLIFETIME]"
-    )] = None,
-    status: Annotated[str | None, typer.Option("-s", "--status",
-                                               help="[DSIEM_STATUS] first = new alarms")] = None,
-    tags: Annotated[str | None, typer.Option("-t", "--tags",
-                                             help="[DSIEM_TAGS] first = new alarms")] = None,
-    med_risk_min: Annotated[int | None, typer.Option("--med_risk_min", "--med-risk-min",
-                                                     help="[DSIEM_MEDRISKMIN] 2..8")] = None,
-    med_risk_max: Annotated[int | None, typer.Option("--med_risk_max", "--med-risk-max",
-                                                     help="[DSIEM_MEDRISKMAX] 3..9")] = None,
+    min_alarm_lifetime: MinAlarmLifetimeOpt = None,
+    status: StatusOpt = None,
+    tags: TagsOpt = None,
+    med_risk_min: MedRiskMinOpt = None,
+    med_risk_max: MedRiskMaxOpt = None,
     max_eps: Annotated[int | None, typer.Option(
         "-e", "--max_eps", "--max-eps", min=1, max=2**32 - 1,
         help="Expected events/s, for the watchdog [DSIEM_MAXEPS or MAX_EPS]")] = None,
-    cache: Annotated[int, typer.Option("-c", "--cache", envvar="DSIEM_CACHEDURATION", min=0,
-                                       max=255, help="Intel/vuln cache minutes.")] = 10,
+    cache: CacheOpt = 10,
     max_queue: Annotated[int, typer.Option("-q", "--max_queue", "--max-queue",
                                            envvar="DSIEM_MAXQUEUE", min=0,
                                            help="Queue size; 0 = unbounded.")] = 25000,
@@ -254,25 +269,16 @@ def serve_command(
     max_delay: Annotated[int, typer.Option("-d", "--max_delay", "--max-delay",
                                            envvar="DSIEM_MAXDELAY", min=0, max=65535,
                                            help="Seconds; 0 disables overload signals.")] = 180,
-    intel_private_ip: Annotated[bool, typer.Option("--intel_private_ip", "--intel-private-ip",
-                                                   envvar="DSIEM_INTELPRIVATEIP")] = False,
+    intel_private_ip: IntelPrivateIpOpt = False,
     reload_backlogs: Annotated[bool, typer.Option(
         "--reload-backlogs/--no-reload-backlogs", envvar="DSIEM_RELOAD_BACKLOGS",
         help="Resume the live backlogs kept in the database.")] = True,
-    reference_mode: Annotated[str | None, typer.Option(
-        "--reference-mode", help="value (default) or rule [DSIEM_REFERENCE_MODE]")] = None,
-    match_protocol: Annotated[bool | None, typer.Option(
-        "--match-protocol", help="Match rule protocols exactly [DSIEM_MATCH_PROTOCOL]")] = None,
-    taxonomy_custom_data: Annotated[bool | None, typer.Option(
-        "--taxonomy-custom-data",
-        help="Check custom data on TaxonomyRules [DSIEM_TAXONOMY_CUSTOM_DATA]")] = None,
-    commit_interval: Annotated[int, typer.Option("--commit-interval", min=1,
-                                                 envvar="DSIEM_COMMIT_INTERVAL",
-                                                 help="Group commit every this many ms.")] = 100,
-    db_sync: Annotated[DbSync, typer.Option("--db-sync", envvar="DSIEM_DB_SYNC")
-                       ] = DbSync.normal,
-    retention_days: Annotated[int, typer.Option("--retention-days", min=0,
-                                                envvar="DSIEM_RETENTION_DAYS")] = 7,
+    reference_mode: ReferenceModeOpt = None,
+    match_protocol: MatchProtocolOpt = None,
+    taxonomy_custom_data: TaxonomyCustomDataOpt = None,
+    commit_interval: CommitIntervalOpt = 100,
+    db_sync: DbSyncOpt = DbSync.normal,
+    retention_days: RetentionDaysOpt = 7,
     metrics_port: Annotated[int | None, typer.Option(
         "--metrics-port", min=1, max=65535, envvar="DSIEM_METRICS_PORT",
         help="Serve Prometheus /metrics and /healthz on this port.")] = None,
@@ -342,8 +348,8 @@ def import_backlogs_command(
                        ] = False,
     remove: Annotated[bool, typer.Option("--remove", help="Delete fully imported files.")
                       ] = False,
-    status: Annotated[str | None, typer.Option("-s", "--status")] = None,
-    tags: Annotated[str | None, typer.Option("-t", "--tags")] = None,
+    status: StatusOpt = None,
+    tags: TagsOpt = None,
 ) -> None:
     """Import legacy /logs/backlogs/*.json snapshots ([M] and [R] formats) as live backlogs."""
     from rich.console import Console
