@@ -68,7 +68,9 @@ CacheOpt = Annotated[int, typer.Option(
 IntelPrivateIpOpt = Annotated[bool, typer.Option(
     "--intel_private_ip", "--intel-private-ip", envvar="DSIEM_INTELPRIVATEIP",
     help="Also look up private addresses in the intel sources.")]
-DbSyncOpt = Annotated[DbSync, typer.Option("--db-sync", envvar="DSIEM_DB_SYNC")]
+DbSyncOpt = Annotated[DbSync, typer.Option(
+    "--db-sync", envvar="DSIEM_DB_SYNC",
+    help="normal: survives a process crash; full: also a power loss (slower).")]
 CommitIntervalOpt = Annotated[int, typer.Option(
     "--commit-interval", min=1, envvar="DSIEM_COMMIT_INTERVAL",
     help="Group commit every this many ms.")]
@@ -242,15 +244,19 @@ def serve_command(
                                      help="NATS URL (may carry user:password@).")
                    ] = "nats://dsiem-nats:4222",
     nats_token: Annotated[str | None, typer.Option("--nats-token",
-                                                   envvar="DSIEM_NATS_TOKEN")] = None,
+                                                   envvar="DSIEM_NATS_TOKEN",
+                                                   help="NATS authentication token.")] = None,
     nats_creds: Annotated[Path | None, typer.Option("--nats-creds", envvar="DSIEM_NATS_CREDS",
                                                     help="NATS .creds file.")] = None,
     nats_tls_ca: Annotated[Path | None, typer.Option("--nats-tls-ca",
-                                                     envvar="DSIEM_NATS_TLS_CA")] = None,
+                                                     envvar="DSIEM_NATS_TLS_CA",
+                                                     help="CA bundle for NATS TLS.")] = None,
     nats_tls_cert: Annotated[Path | None, typer.Option("--nats-tls-cert",
-                                                       envvar="DSIEM_NATS_TLS_CERT")] = None,
+                                                       envvar="DSIEM_NATS_TLS_CERT",
+                                                       help="NATS client cert.")] = None,
     nats_tls_key: Annotated[Path | None, typer.Option("--nats-tls-key",
-                                                      envvar="DSIEM_NATS_TLS_KEY")] = None,
+                                                      envvar="DSIEM_NATS_TLS_KEY",
+                                                      help="NATS client key.")] = None,
     min_alarm_lifetime: MinAlarmLifetimeOpt = None,
     status: StatusOpt = None,
     tags: TagsOpt = None,
