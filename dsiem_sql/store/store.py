@@ -52,13 +52,9 @@ def _upsert(table, keys: list[str]):
     )
 
 
-UPSERT_BACKLOG = _upsert(backlogs, ["id"])
-UPSERT_STAGE = _upsert(stages, ["backlog_id", "stage"])
 UPSERT_STATE = _upsert(engine_state, ["key"])
 UPSERT_PROGRESS = _upsert(input_progress, ["source"])
 UPSERT_OUTPUT = _upsert(output_files, ["file"])
-INSERT_LINK = insert(stage_events).on_conflict_do_nothing()
-INSERT_ENRICHMENT = insert(enrichments).on_conflict_do_nothing()
 
 
 @dataclass
@@ -279,15 +275,15 @@ class Store:
             for row, definition in zip(batch.backlogs, batch.definitions, strict=True):
                 row["directive_version"] = await self._version(conn, definition)
             if batch.backlogs:
-                await conn.execute(UPSERT_BACKLOG, batch.backlogs)
+                await _insert_many(conn, backlogs, batch.backlogs, upsert=("id",))
             if batch.enrichments:
-                await conn.execute(INSERT_ENRICHMENT, batch.enrichments)
+                await _insert_many(conn, enrichments, batch.enrichments, or_nothing=True)
             if batch.stages:
-                await conn.execute(UPSERT_STAGE, batch.stages)
+                await _insert_many(conn, stages, batch.stages, upsert=("backlog_id", "stage"))
             if batch.links:
-                await conn.execute(INSERT_LINK, batch.links)
+                await _insert_many(conn, stage_events, batch.links, or_nothing=True)
             if batch.outbox:
-                await conn.execute(insert(outbox), batch.outbox)
+                await _insert_many(conn, outbox, batch.outbox)
             await conn.execute(UPSERT_STATE, batch.state)
             if batch.progress is not None:
                 source, line, offset = batch.progress
@@ -427,16 +423,24 @@ class Store:
 
 
 async def _insert_many(
-    conn: AsyncConnection, table, items: list[dict[str, Any]], or_nothing: bool = False
+    conn: AsyncConnection,
+    table,
+    items: list[dict[str, Any]],
+    or_nothing: bool = False,
+    upsert: tuple[str, ...] = (),
 ) -> None:
-    """executemany straight to the driver (named parameters): for the large batches of an
-    import, SQLAlchemy's per-row parameter processing costs more than SQLite's inserts."""
+    """executemany straight to the driver: for large batches, SQLAlchemy's per-row
+    parameter processing costs more than SQLite's own work. With `upsert` (the key
+    columns) a conflicting row is updated; with `or_nothing` it is left alone."""
     keys = list(items[0])
     conflict = " ON CONFLICT DO NOTHING" if or_nothing else ""
+    if upsert:
+        updates = ", ".join(f"{k} = excluded.{k}" for k in keys if k not in upsert)
+        conflict = f" ON CONFLICT ({', '.join(upsert)}) DO UPDATE SET {updates}"
     await conn.exec_driver_sql(
         f"INSERT INTO {table.name} ({', '.join(keys)}) "
-        f"VALUES ({', '.join(':' + k for k in keys)}){conflict}",
-        items,
+        f"VALUES ({', '.join('?' * len(keys))}){conflict}",
+        [tuple(item.values()) for item in items],
     )
 
 
