@@ -52,8 +52,6 @@ class Bus:
         self.options = options
         self.on_event = on_event
         self.client: Client | None = None
-        self.connected = asyncio.Event()
-        self.reconnects = 0
         self.closing = False
 
     async def start(self, stop: asyncio.Event) -> bool:
@@ -97,7 +95,6 @@ class Bus:
         # a round trip, so the server has the subscription before the service says it is ready
         with contextlib.suppress(nats.errors.Error, TimeoutError):
             await self.client.flush(5)
-        self.connected.set()
         log.info("connected to %s, subscribed to %s", where, EVENTS_SUBJECT)
         return True
 
@@ -129,13 +126,10 @@ class Bus:
             log.warning("nats error: %s", exc)
 
     async def _on_disconnected(self) -> None:
-        self.connected.clear()
         if not self.closing:
             log.warning("disconnected from NATS, reconnecting")
 
     async def _on_reconnected(self) -> None:
-        self.reconnects += 1
-        self.connected.set()
         log.info("reconnected to NATS")
 
 

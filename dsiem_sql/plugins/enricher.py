@@ -60,8 +60,6 @@ class Enricher:
         # requests under way: a concurrent lookup of the same (checker, term) waits for it
         self._inflight: dict[tuple[int, str], asyncio.Future[list[Record]]] = {}
         self._client: httpx.AsyncClient | None = None
-        self.requests = 0
-        self.failures = 0
 
     def __bool__(self) -> bool:
         return bool(self.checkers)
@@ -115,10 +113,8 @@ class Enricher:
     async def _request(self, checker: Checker, term: str) -> list[Record]:
         assert self._client is not None, "use `async with Enricher(...)`"
         async with self._slots:
-            self.requests += 1
             try:
                 return await checker.check(self._client, term)
             except CheckFailed as exc:
-                self.failures += 1
                 log.warning("%s check error (%s %s): %s", checker.kind, checker.name, term, exc)
                 return []
