@@ -111,15 +111,21 @@ async def import_files(
         engine.next_seq += 1
         return seq
 
+    # the imported backlogs are many small containers that all stay alive: the cyclic
+    # garbage collector would only rescan them over and over
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return await _import(files, engine, store, remove, on_file, present_ids, next_seq)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+async def _import(files, engine, store, remove, on_file, present_ids, next_seq):
     results = []
     for path in files:
-        # a file's backlogs are thousands of small containers that all stay alive: the
-        # cyclic garbage collector would only rescan them over and over
-        gc.disable()
-        try:
-            result, backlogs = read_file(path, engine, next_seq)
-        finally:
-            gc.enable()
+        result, backlogs = read_file(path, engine, next_seq)
         if backlogs and store is not None:
             present = set(await store.import_backlogs(backlogs, engine))
             for b in backlogs:

@@ -32,10 +32,10 @@ class RuleConfig(BaseModel):
     reliability: U8
     timeout: U32
     plugin_id: U64 = 0
-    plugin_sid: list[U64] = []
-    product: list[str] = []
+    plugin_sid: list[U64] = Field(default_factory=list)
+    product: list[str] = Field(default_factory=list)
     category: str = ""
-    subcategory: list[str] = []
+    subcategory: list[str] = Field(default_factory=list)
     sticky_different: str = ""
     custom_data1: str = ""
     custom_data2: str = ""

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from functools import lru_cache
 from operator import attrgetter
 from typing import Any
+
+import orjson
 
 from dsiem_sql.config.models import DirectiveConfig
 from dsiem_sql.engine.alarm import render_link
@@ -20,11 +21,10 @@ _rule_values = attrgetter(*RULE_FIELDS)
 ALARMS, ALARM_EVENTS = "alarms", "alarm_events"
 
 
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
 def dumps(value: Any) -> str:
-    return _ENCODE(value)
+    """Compact JSON (orjson is several times faster than `json` here). Every string comes
+    through pydantic's JSON parser, which rejects the lone surrogates orjson cannot encode."""
+    return orjson.dumps(value).decode()
 
 
 def definition_json(d: DirectiveConfig) -> str:
@@ -42,7 +42,7 @@ def rule_json(rule: Rule) -> str:
 
 
 def rule_from_json(text: str) -> Rule:
-    obj = json.loads(text)
+    obj = orjson.loads(text)
     kwargs = {}
     for name in RULE_FIELDS:
         value = obj["from" if name == "from_" else name]
@@ -136,13 +136,13 @@ def backlog_from_rows(
             rule=rule_from_json(s["rule"]),
             resolved=bool(s["resolved"]),
             event_ids=dict.fromkeys(events.get(s["stage"], ())),
-            sticky=dict.fromkeys(json.loads(s["sticky"])),
+            sticky=dict.fromkeys(orjson.loads(s["sticky"])),
             start_time=s["start_time"],
             end_time=s["end_time"],
             status=s["status"],
             first_event=None
             if s["first_event"] is None
-            else FirstEvent(*json.loads(s["first_event"])),
+            else FirstEvent(*orjson.loads(s["first_event"])),
         )
         built.append(stage)
     b = Backlog(
@@ -157,18 +157,18 @@ def backlog_from_rows(
         current_stage=row["current_stage"],
         risk=row["risk"],
         risk_class=row["risk_class"],
-        src_ips=dict.fromkeys(json.loads(row["src_ips"])),
-        dst_ips=dict.fromkeys(json.loads(row["dst_ips"])),
-        networks=dict.fromkeys(json.loads(row["networks"])),
+        src_ips=dict.fromkeys(orjson.loads(row["src_ips"])),
+        dst_ips=dict.fromkeys(orjson.loads(row["dst_ips"])),
+        networks=dict.fromkeys(orjson.loads(row["networks"])),
         custom_data=dict.fromkeys(
-            (c["label"], c["content"]) for c in json.loads(row["custom_data"])
+            (c["label"], c["content"]) for c in orjson.loads(row["custom_data"])
         ),
         created_time=row["created_time"],
         update_time=row["update_time"],
         last_srcport=row["last_srcport"],
         last_dstport=row["last_dstport"],
-        src_sockets=dict.fromkeys(json.loads(row["src_sockets"])),
-        dst_sockets=dict.fromkeys(json.loads(row["dst_sockets"])),
+        src_sockets=dict.fromkeys(orjson.loads(row["src_sockets"])),
+        dst_sockets=dict.fromkeys(orjson.loads(row["dst_sockets"])),
         state=LIVE,
     )
     b.event_ids = {e for ids in events.values() for e in ids}
