@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -19,7 +18,7 @@ from dsiem_sql.config.models import U8, RuleConfig
 from dsiem_sql.config.netparse import canonical_ip
 from dsiem_sql.config.validate import STICKY_FIELDS
 from dsiem_sql.engine.engine import EngineOptions
-from dsiem_sql.engine.rules import Rule
+from dsiem_sql.engine.rules import REFERENCE_TARGETS, Rule, reference_of
 from dsiem_sql.engine.state import Backlog, Directive, Stage
 
 U16 = Annotated[int, Field(ge=0, le=65535)]
@@ -159,22 +158,23 @@ def _resolve(saved: SavedBacklog, rules: list[Rule]) -> list[Rule]:
     return resolved
 
 
-# Rules are immutable once compiled, so backlogs whose saved rules are alike (every stage 1 of
-# a directive, for one) share one compiled rule, as the backlogs the engine opens do.
-_compiled_rule = lru_cache(maxsize=4096)(Rule)
+RULE_FIELDS = tuple(RuleConfig.model_fields)
+# the fields `Rule.replace` can change: plain values, or the conditions it recompiles
+_REPLACEABLE = frozenset(RULE_FIELDS) - {"stage", "type", "plugin_sid", "product", "subcategory"}
 
 
-def _compile(r: SavedRule) -> Rule:
-    return _compiled_rule(
-        name=r.name, stage=r.stage, type=r.type, occurrence=r.occurrence, from_=r.from_,
-        to=r.to, port_from=r.port_from, port_to=r.port_to, protocol=r.protocol,
-        reliability=r.reliability, timeout=r.timeout, plugin_id=r.plugin_id,
-        plugin_sid=tuple(r.plugin_sid), product=tuple(r.product), category=r.category,
-        subcategory=tuple(r.subcategory), sticky_different=r.sticky_different,
-        custom_data1=r.custom_data1, custom_data2=r.custom_data2, custom_data3=r.custom_data3,
-        custom_label1=r.custom_label1, custom_label2=r.custom_label2,
-        custom_label3=r.custom_label3,
-    )
+def _compile(saved: SavedRule, template: Rule | None, template_config: RuleConfig | None) -> Rule:
+    """The saved rule, compiled. Most saved rules differ from the directive's rule only in
+    resolved references, so they are its copy with those fields replaced: the template is
+    shared where nothing differs, and only the changed conditions are compiled."""
+    if template is not None and template_config is not None:
+        values, original = saved.__dict__, template_config.__dict__
+        changes = {k: values[k] for k in RULE_FIELDS if values[k] != original[k]}
+        if changes.keys() <= _REPLACEABLE and not any(
+            reference_of(k, v) for k, v in changes.items() if k in REFERENCE_TARGETS
+        ):
+            return template.replace(**changes)
+    return Rule.from_config(saved)
 
 
 def _sticky_values(rule: SavedRule) -> list:
@@ -205,8 +205,13 @@ def to_backlog(
     pending = [r.stage for r in saved.rules if r.status == ""]
     if not pending:
         raise Skip("cannot determine the current stage")
+    templates = directive.rules if len(directive.rules) == len(saved.rules) else ()
+    configs = directive.config.rules if templates else ()
     try:
-        rules = [_compile(r) for r in saved.rules]
+        rules = [
+            _compile(r, *((templates[i], configs[i]) if templates else (None, None)))
+            for i, r in enumerate(saved.rules)
+        ]
     except ValueError as exc:  # e.g. a reference like ":x" in an address field
         raise Skip(f"invalid rule: {exc}") from None
     unresolved = any(r.references for r in rules)

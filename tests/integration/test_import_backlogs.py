@@ -276,6 +276,50 @@ def test_formats_are_detected_per_backlog(tmp_path):
     assert query(db, "SELECT backlog_id FROM enrichments") == [("MixM00001",)]
 
 
+def test_a_backlog_keeps_its_own_rules_where_they_differ_from_the_directive():
+    engine = Engine(load_config(CONFIGS))
+    directive = engine.directive(2001)
+    assert directive is not None
+    (item,) = saved(M_FILE)
+    stage2, stage3 = item["rules"][1], item["rules"][2]
+    stage2.update(plugin_sid=[999], occurrence=7, port_to="22,23", protocol="UDP")
+    stage3.update(type="TaxonomyRule", category="scan", product=["ids"], to="!HOME_NET")
+    (converted,) = SAVED_FILE.validate_python([item])
+    rules = [s.rule for s in to_backlog(converted, directive, engine.options, 1).backlog.stages]
+
+    assert rules[0] is directive.rules[0]  # nothing differs: the directive's rule is shared
+    r2, r3 = rules[1], rules[2]
+    assert (r2.sids, r2.occurrence, r2.from_, r2.references) == (
+        frozenset({999}), 7, "203.0.113.50", ())
+    assert [r2.port_to_cond(p) for p in ("22", "23", "80")] == [True, True, False]
+    assert r2.protocol_cond("UDP") and not r2.protocol_cond("TCP")
+    assert r2.from_cond("203.0.113.50", engine.assets)
+    assert not r2.from_cond("203.0.113.51", engine.assets)
+    assert (r3.is_plugin, r3.category, r3.product, r3.to) == (
+        False, "scan", ("ids",), "!HOME_NET")
+    assert r3.to_cond("8.8.8.8", engine.assets)
+    assert not r3.to_cond("192.168.10.5", engine.assets)
+    # the directive's own rules are untouched
+    assert (directive.rules[1].sids, directive.rules[1].from_) == (frozenset({2100498}), ":1")
+
+
+def test_a_saved_reference_where_the_directive_now_has_a_literal_is_resolved():
+    engine = Engine(load_config(CONFIGS))
+    directive = engine.directive(2001)
+    assert directive is not None
+    (item,) = saved(M_FILE)
+    item["rules"][0]["from"] = "203.0.113.50"
+    item["rules"][1]["port_to"] = "ANY"
+    item["rules"][2]["port_from"] = ":2"  # an [R]-style reference the directive lacks
+    item["saved_last_srcport"] = 51545
+    (converted,) = SAVED_FILE.validate_python([item])
+    rules = [s.rule for s in to_backlog(converted, directive, engine.options, 1).backlog.stages]
+    assert rules[0].from_cond("203.0.113.50", engine.assets)
+    assert not rules[0].from_cond("203.0.113.51", engine.assets)
+    assert (rules[2].port_from, rules[2].references) == ("51545", ())
+    assert rules[2].port_from_cond("51545") and not rules[2].port_from_cond("51546")
+
+
 # -- matching and skipping ----------------------------------------------------------------
 
 
