@@ -50,33 +50,32 @@ def rule_from_json(text: str) -> Rule:
     return Rule(**kwargs)
 
 
-def backlog_row(b: Backlog, directive_version: int) -> dict[str, Any]:
-    return {
-        "id": b.id,
-        "seq": b.seq,
-        "directive_id": b.definition.id,
-        "directive_version": directive_version,
-        "state": b.state,
-        "title": b.title,
-        "status": b.status,
-        "tag": b.tag,
-        "current_stage": b.current_stage,
-        "highest_stage": b.highest_stage,
-        "risk": b.risk,
-        "risk_class": b.risk_class,
-        "src_ips": dumps(list(b.src_ips)),
-        "dst_ips": dumps(list(b.dst_ips)),
-        "networks": dumps(list(b.networks)),
-        "custom_data": dumps([{"label": lb, "content": c} for lb, c in b.custom_data]),
-        "created_time": b.created_time,
-        "update_time": b.update_time,
-        "last_srcport": b.last_srcport,
-        "last_dstport": b.last_dstport,
-        "deadline": b.deadline,
-        "ended_time": b.ended_time,
-        "src_sockets": dumps(list(b.src_sockets)),
-        "dst_sockets": dumps(list(b.dst_sockets)),
-    }
+# Rows are tuples in the order of these columns (the writer inserts them as they are).
+# `directive_version` comes last: the writer appends it once it knows the version's row id.
+BACKLOG_COLUMNS = (
+    "id", "seq", "directive_id", "state", "title", "status", "tag", "current_stage",
+    "highest_stage", "risk", "risk_class", "src_ips", "dst_ips", "networks", "custom_data",
+    "created_time", "update_time", "last_srcport", "last_dstport", "deadline", "ended_time",
+    "src_sockets", "dst_sockets", "directive_version",
+)
+STAGE_COLUMNS = (
+    "backlog_id", "stage", "rule", "resolved", "status", "start_time", "end_time",
+    "first_event", "sticky",
+)
+LINK_COLUMNS = ("backlog_id", "stage", "event_id")
+ENRICHMENT_COLUMNS = ("backlog_id", "kind", "provider", "term", "result")
+OUTBOX_COLUMNS = ("seq", "file", "line")
+
+
+def backlog_row(b: Backlog) -> tuple:
+    """The backlog's row without its last column, `directive_version`."""
+    return (
+        b.id, b.seq, b.definition.id, b.state, b.title, b.status, b.tag, b.current_stage,
+        b.highest_stage, b.risk, b.risk_class, dumps(list(b.src_ips)), dumps(list(b.dst_ips)),
+        dumps(list(b.networks)), dumps([{"label": lb, "content": c} for lb, c in b.custom_data]),
+        b.created_time, b.update_time, b.last_srcport, b.last_dstport, b.deadline,
+        b.ended_time, dumps(list(b.src_sockets)), dumps(list(b.dst_sockets)),
+    )
 
 
 def stage_mark(s: Stage) -> tuple:
@@ -85,35 +84,24 @@ def stage_mark(s: Stage) -> tuple:
             s.first_event is None, id(s.rule))
 
 
-def stage_row(b: Backlog, s: Stage) -> dict[str, Any]:
-    return {
-            "backlog_id": b.id,
-            "stage": s.number,
-            "rule": rule_json(s.rule),
-            "resolved": s.resolved,
-            "status": s.status,
-            "start_time": s.start_time,
-            "end_time": s.end_time,
-            "first_event": None if s.first_event is None else dumps(list(s.first_event)),
-            "sticky": dumps(list(s.sticky)),
-        }
+def stage_row(b: Backlog, s: Stage) -> tuple:
+    return (
+        b.id, s.rule.stage, rule_json(s.rule), s.resolved, s.status, s.start_time, s.end_time,
+        None if s.first_event is None else dumps(list(s.first_event)), dumps(list(s.sticky)),
+    )
 
 
-def enrichment_rows(b: Backlog) -> list[dict[str, Any]]:
+def enrichment_rows(b: Backlog) -> list[tuple]:
     return [
-        {"backlog_id": b.id, "kind": kind, "provider": p, "term": t, "result": r}
+        (b.id, kind, p, t, r)
         for kind, records in (("intel", b.intel_hits), ("vuln", b.vulnerabilities))
         for p, t, r in records
     ]
 
 
-def link_rows(b: Backlog) -> list[dict[str, Any]]:
+def link_rows(b: Backlog) -> list[tuple]:
     """Every event id of every stage, for a backlog that arrives whole (an import)."""
-    return [
-        {"backlog_id": b.id, "stage": s.number, "event_id": e}
-        for s in b.stages
-        for e in s.event_ids
-    ]
+    return [(b.id, s.rule.stage, e) for s in b.stages for e in s.event_ids]
 
 
 def outbox_lines(changes: Changes) -> list[tuple[str, str]]:

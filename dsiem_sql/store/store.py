@@ -72,14 +72,14 @@ class Resumed:
 class _Batch:
     """The rows of one commit, taken when it was handed over (the engine goes on)."""
 
-    outbox: list[dict[str, Any]]
-    links: list[dict[str, Any]]
+    outbox: list[tuple[int, str, str]]  # rows.OUTBOX_COLUMNS
+    links: list[tuple]
     state: list[dict[str, Any]]
     progress: tuple[str, int, int] | None
-    backlogs: list[dict[str, Any]] = field(default_factory=list)
+    backlogs: list[tuple] = field(default_factory=list)  # without their directive_version
     definitions: list[DirectiveConfig] = field(default_factory=list)
-    enrichments: list[dict[str, Any]] = field(default_factory=list)
-    stages: list[dict[str, Any]] = field(default_factory=list)
+    enrichments: list[tuple] = field(default_factory=list)
+    stages: list[tuple] = field(default_factory=list)
 
 
 @dataclass
@@ -247,16 +247,13 @@ class Store:
         first = self._next_outbox
         self._next_outbox += len(lines)
         batch = _Batch(
-            outbox=[
-                {"seq": first + i, "file": file, "line": line}
-                for i, (file, line) in enumerate(lines)
-            ],
-            links=[{"backlog_id": a, "stage": s, "event_id": e} for a, s, e in changes.links],
+            outbox=[(first + i, file, line) for i, (file, line) in enumerate(lines)],
+            links=list(changes.links),
             state=[{"key": "clock", "value": clock}, {"key": "next_seq", "value": engine.next_seq}],
             progress=progress,
         )
         for b in changes.backlogs.values():
-            batch.backlogs.append(rows.backlog_row(b, 0))
+            batch.backlogs.append(rows.backlog_row(b))
             batch.definitions.append(b.definition)
             batch.enrichments.extend(rows.enrichment_rows(b))
             for stage in b.stages:
@@ -272,10 +269,12 @@ class Store:
     async def _write(self, batch: _Batch) -> None:
         assert self.engine is not None
         async with self.engine.begin() as conn:
-            for row, definition in zip(batch.backlogs, batch.definitions, strict=True):
-                row["directive_version"] = await self._version(conn, definition)
             if batch.backlogs:
-                await _insert_many(conn, backlogs, batch.backlogs, upsert=("id",))
+                versioned = [
+                    (*row, await self._version(conn, definition))
+                    for row, definition in zip(batch.backlogs, batch.definitions, strict=True)
+                ]
+                await _insert_many(conn, backlogs, versioned, upsert=("id",))
             if batch.enrichments:
                 await _insert_many(conn, enrichments, batch.enrichments, or_nothing=True)
             if batch.stages:
@@ -310,7 +309,7 @@ class Store:
                 await _insert_many(
                     conn,
                     backlogs,
-                    [rows.backlog_row(b, await self._version(conn, b.definition)) for b in new],
+                    [(*rows.backlog_row(b), await self._version(conn, b.definition)) for b in new],
                 )
                 stage_rows = [rows.stage_row(b, s) for b in new for s in b.stages]
                 await _insert_many(conn, stages, stage_rows)
@@ -366,20 +365,20 @@ class Store:
 
     # -- output files -------------------------------------------------------------------
 
-    def _append(self, outbox_rows: list[dict[str, Any]]) -> None:
-        by_file: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    def _append(self, outbox_rows: list[tuple[int, str, str]]) -> None:
+        by_file: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
         for r in outbox_rows:
-            by_file[r["file"]].append(r)
+            by_file[r[1]].append(r)
         for file, items in by_file.items():
             state = self._files[file]
             with state.path.open("ab") as f:
-                f.write("".join(r["line"] + "\n" for r in items).encode())
+                f.write("".join(line + "\n" for _, _, line in items).encode())
                 f.flush()
                 if self.sync == "full":
                     os.fsync(f.fileno())
                 state.size = f.tell()
-            state.written_seq = items[-1]["seq"]
-            self._written_upto = max(self._written_upto, items[-1]["seq"])
+            state.written_seq = items[-1][0]
+            self._written_upto = max(self._written_upto, items[-1][0])
             self._unconfirmed = True
 
     async def _confirm_written(self, conn: AsyncConnection) -> None:
@@ -422,17 +421,27 @@ class Store:
         await self._confirm_written(conn)
 
 
+COLUMNS = {
+    backlogs.name: rows.BACKLOG_COLUMNS,
+    stages.name: rows.STAGE_COLUMNS,
+    stage_events.name: rows.LINK_COLUMNS,
+    enrichments.name: rows.ENRICHMENT_COLUMNS,
+    outbox.name: rows.OUTBOX_COLUMNS,
+}
+
+
 async def _insert_many(
     conn: AsyncConnection,
     table,
-    items: list[dict[str, Any]],
+    items: list[tuple],
     or_nothing: bool = False,
     upsert: tuple[str, ...] = (),
 ) -> None:
     """executemany straight to the driver: for large batches, SQLAlchemy's per-row
-    parameter processing costs more than SQLite's own work. With `upsert` (the key
-    columns) a conflicting row is updated; with `or_nothing` it is left alone."""
-    keys = list(items[0])
+    parameter processing costs more than SQLite's own work. `items` are tuples in the
+    order of the table's `COLUMNS`. With `upsert` (the key columns) a conflicting row is
+    updated; with `or_nothing` it is left alone."""
+    keys = COLUMNS[table.name]
     conflict = " ON CONFLICT DO NOTHING" if or_nothing else ""
     if upsert:
         updates = ", ".join(f"{k} = excluded.{k}" for k in keys if k not in upsert)
@@ -440,7 +449,7 @@ async def _insert_many(
     await conn.exec_driver_sql(
         f"INSERT INTO {table.name} ({', '.join(keys)}) "
         f"VALUES ({', '.join('?' * len(keys))}){conflict}",
-        [tuple(item.values()) for item in items],
+        items,
     )
 
 

@@ -34,8 +34,9 @@ class CrashingStore(Store):
         self.writes += 1
         if self.writes < self.crash_on:
             return super()._append(outbox_rows)
-        first_file = outbox_rows[0]["file"]
-        data = "".join(r["line"] + "\n" for r in outbox_rows if r["file"] == first_file).encode()
+        first_file = outbox_rows[0][1]  # rows are (seq, file, line)
+        data = "".join(line + "\n" for _, file, line in outbox_rows if file == first_file)
+        data = data.encode()
         with self._files[first_file].path.open("ab") as f:
             f.write(data[: int(len(data) * self.keep)])
         raise Crash
