@@ -123,23 +123,39 @@ async def import_files(
 
 
 async def _import(files, engine, store, remove, on_file, present_ids, next_seq):
-    results = []
-    for path in files:
-        result, backlogs = read_file(path, engine, next_seq)
-        if backlogs and store is not None:
-            present = set(await store.import_backlogs(backlogs, engine))
-            for b in backlogs:
-                if b.id not in present:
-                    engine.restore(b)
-            result.present = len(present)
-            result.imported = len(backlogs) - len(present)
-        elif backlogs:
-            present = present_ids([b.id for b in backlogs]) if present_ids else set()
-            result.present = len(present)
-            result.imported = len(backlogs) - len(present)
+    results: list[FileResult] = []
+
+    def done(result: FileResult) -> None:
         if remove and store is not None and result.complete:
-            path.unlink()
+            result.path.unlink()
         results.append(result)
         if on_file is not None:
             on_file(result)
+
+    async def finish(result: FileResult, backlogs: list[Backlog], inserted) -> None:
+        present = set(await inserted)
+        for b in backlogs:
+            if b.id not in present:
+                engine.restore(b)
+        result.present = len(present)
+        result.imported = len(backlogs) - len(present)
+        done(result)
+
+    # while the database thread inserts one file, the next one is read
+    inserting: tuple | None = None
+    for path in files:
+        result, backlogs = read_file(path, engine, next_seq)
+        if inserting is not None:
+            await finish(*inserting)
+            inserting = None
+        if backlogs and store is not None:
+            inserting = (result, backlogs, await store.start_import(backlogs, engine))
+            continue
+        if backlogs:
+            present = present_ids([b.id for b in backlogs]) if present_ids else set()
+            result.present = len(present)
+            result.imported = len(backlogs) - len(present)
+        done(result)
+    if inserting is not None:
+        await finish(*inserting)
     return results

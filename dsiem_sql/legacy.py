@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -163,13 +164,18 @@ RULE_FIELDS = tuple(RuleConfig.model_fields)
 _REPLACEABLE = frozenset(RULE_FIELDS) - {"stage", "type", "plugin_sid", "product", "subcategory"}
 
 
+_rule_values = attrgetter(*RULE_FIELDS)
+
+
 def _compile(saved: SavedRule, template: Rule | None, template_config: RuleConfig | None) -> Rule:
     """The saved rule, compiled. Most saved rules differ from the directive's rule only in
     resolved references, so they are its copy with those fields replaced: the template is
     shared where nothing differs, and only the changed conditions are compiled."""
     if template is not None and template_config is not None:
-        values, original = saved.__dict__, template_config.__dict__
-        changes = {k: values[k] for k in RULE_FIELDS if values[k] != original[k]}
+        values, original = _rule_values(saved), _rule_values(template_config)
+        if values == original:
+            return template
+        changes = {k: v for k, v, o in zip(RULE_FIELDS, values, original, strict=True) if v != o}
         if changes.keys() <= _REPLACEABLE and not any(
             reference_of(k, v) for k, v in changes.items() if k in REFERENCE_TARGETS
         ):
@@ -205,11 +211,12 @@ def to_backlog(
     pending = [r.stage for r in saved.rules if r.status == ""]
     if not pending:
         raise Skip("cannot determine the current stage")
-    templates = directive.rules if len(directive.rules) == len(saved.rules) else ()
-    configs = directive.config.rules if templates else ()
+    same_shape = len(directive.rules) == len(saved.rules)
     try:
         rules = [
-            _compile(r, *((templates[i], configs[i]) if templates else (None, None)))
+            _compile(r, directive.rules[i], directive.config.rules[i])
+            if same_shape
+            else Rule.from_config(r)
             for i, r in enumerate(saved.rules)
         ]
     except ValueError as exc:  # e.g. a reference like ":x" in an address field
@@ -218,13 +225,13 @@ def to_backlog(
     rules = _resolve(saved, rules)
     stages = [
         Stage(
-            rule=rule,
-            resolved=True,
-            event_ids=dict.fromkeys(s.saved_event_ids),
-            sticky=dict.fromkeys(_sticky_values(s)),
-            start_time=s.start_time,
-            end_time=s.end_time,
-            status=s.status,
+            rule,
+            True,  # resolved
+            dict.fromkeys(s.saved_event_ids),
+            dict.fromkeys(_sticky_values(s)) if s.saved_sticky_diffdata else {},
+            s.start_time,
+            s.end_time,
+            s.status,
         )
         for rule, s in zip(rules, saved.rules, strict=True)
     ]

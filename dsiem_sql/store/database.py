@@ -87,7 +87,7 @@ def async_engine(path: Path, sync: Sync = "normal") -> AsyncEngine:
     return engine
 
 
-def _describe(exc: BaseException, path: Path) -> StoreError:
+def describe_error(exc: BaseException, path: Path) -> StoreError:
     text = str(getattr(exc, "orig", exc))
     if "locked" in text or "busy" in text:
         return StoreError(f"{path}: database is locked by another process")
@@ -113,7 +113,7 @@ def current_revision(path: Path) -> str | None:
         finally:
             con.close()
     except sqlite3.DatabaseError as exc:
-        raise _describe(exc, path) from None
+        raise describe_error(exc, path) from None
 
 
 def upgrade(path: Path, sync: Sync = "normal") -> str:
@@ -137,7 +137,7 @@ def upgrade(path: Path, sync: Sync = "normal") -> str:
             if MigrationContext.configure(connection).get_current_revision() != head_revision():
                 command.upgrade(cfg, "head")
     except (DBAPIError, sqlite3.Error) as exc:
-        raise _describe(exc, path) from None
+        raise describe_error(exc, path) from None
     finally:
         engine.dispose()
     return head_revision()

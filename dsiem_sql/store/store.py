@@ -13,11 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sqlite3
 from collections import defaultdict
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -26,7 +31,15 @@ from dsiem_sql.config.models import DirectiveConfig
 from dsiem_sql.engine import Backlog, Changes, Engine
 from dsiem_sql.output import ALARM_EVENTS_FILE, ALARMS_FILE
 from dsiem_sql.store import rows
-from dsiem_sql.store.database import StoreError, Sync, WriterLock, async_engine, upgrade
+from dsiem_sql.store.database import (
+    BUSY_TIMEOUT_MS,
+    StoreError,
+    Sync,
+    WriterLock,
+    async_engine,
+    describe_error,
+    upgrade,
+)
 from dsiem_sql.store.schema import (
     backlogs,
     directive_versions,
@@ -107,6 +120,7 @@ class Store:
         self._written_upto = 0  # every outbox line up to this seq is in its file
         self._unconfirmed = False
         self._writer: asyncio.Task[None] | None = None
+        self._importer: _ImportThread | None = None
 
     # -- opening and loading ------------------------------------------------------------
 
@@ -293,37 +307,47 @@ class Store:
         self._append(batch.outbox)
 
     async def import_backlogs(self, imported: list[Backlog], engine: Engine) -> list[str]:
-        """Insert whole backlogs (from legacy files) in one transaction; returns the ids that
-        were already present and so were left alone. No output line is written."""
+        """`start_import` and wait for it."""
+        return await (await self.start_import(imported, engine))
+
+    async def start_import(
+        self, imported: list[Backlog], engine: Engine
+    ) -> Coroutine[Any, Any, list[str]]:
+        """Hand whole backlogs (from legacy files) to the import thread, which inserts them in
+        one transaction, and return at once, so that the caller can read its next file
+        meanwhile. Await the result for the ids that were already present and so were left
+        alone. No output line is written; one import runs at a time."""
         assert self.engine is not None
         await self.flush()
-        async with self.engine.begin() as conn:
-            ids = [b.id for b in imported]
-            present = set(
-                (await conn.execute(select(backlogs.c.id).where(backlogs.c.id.in_(ids))))
-                .scalars()
-                .all()
-            )
-            new = [b for b in imported if b.id not in present]
-            if new:
-                await _insert_many(
-                    conn,
-                    backlogs,
-                    [(*rows.backlog_row(b), await self._version(conn, b.definition)) for b in new],
-                )
-                stage_rows = [rows.stage_row(b, s) for b in new for s in b.stages]
-                await _insert_many(conn, stages, stage_rows)
-                links = [r for b in new for r in rows.link_rows(b)]
-                if links:
-                    await _insert_many(conn, stage_events, links, or_nothing=True)
-                found = [r for b in new for r in rows.enrichment_rows(b)]
-                if found:
-                    await _insert_many(conn, enrichments, found, or_nothing=True)
-                await conn.execute(UPSERT_STATE, [{"key": "next_seq", "value": engine.next_seq}])
-        for b in new:
-            for stage in b.stages:
-                self._stage_marks[(b.id, stage.number)] = rows.stage_mark(stage)
-        return [b.id for b in imported if b.id in present]
+        new_definitions = {
+            id(b.definition): b.definition
+            for b in imported
+            if id(b.definition) not in self._version_of
+        }
+        if new_definitions:
+            async with self.engine.begin() as conn:
+                for definition in new_definitions.values():
+                    await self._version(conn, definition)
+        tables = [
+            (backlogs, [(*rows.backlog_row(b), self._version_of[id(b.definition)])
+                        for b in imported]),
+            (stages, [rows.stage_row(b, s) for b in imported for s in b.stages]),
+            (stage_events, [r for b in imported for r in rows.link_rows(b)]),
+            (enrichments, [r for b in imported for r in rows.enrichment_rows(b)]),
+        ]
+        if self._importer is None:
+            self._importer = _ImportThread(self.path, self.sync)
+        running = self._importer.insert([b.id for b in imported], tables, engine.next_seq)
+
+        async def finished() -> list[str]:
+            present = await running
+            for b in imported:
+                if b.id not in present:
+                    for stage in b.stages:
+                        self._stage_marks[(b.id, stage.number)] = rows.stage_mark(stage)
+            return [b.id for b in imported if b.id in present]
+
+        return finished()
 
     async def prune(self, before: int) -> int:
         """Delete ended backlogs (and their stages and event links) ended before `before`."""
@@ -337,6 +361,9 @@ class Store:
 
     async def close(self) -> None:
         try:
+            if self._importer is not None:
+                self._importer.close()  # after its running transaction, if any
+                self._importer = None
             if self.engine is not None:
                 await self.flush()
                 if self._unconfirmed:
@@ -419,6 +446,78 @@ class Store:
         self._written_upto = last_seq
         self._unconfirmed = True
         await self._confirm_written(conn)
+
+
+class _ImportThread:
+    """A second connection, used from its own thread, for the bulk inserts of an import.
+
+    Each file is one transaction of a few multi-row INSERTs: SQLite then works through
+    thousands of rows per call without the GIL, while the event loop's thread parses the
+    next file. (`executemany` would wait for the GIL again after every row.)"""
+
+    def __init__(self, path: Path, sync: Sync):
+        self.path = path
+        self.con = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                   cached_statements=16)
+        for pragma in (f"busy_timeout = {BUSY_TIMEOUT_MS}", f"synchronous = {sync.upper()}",
+                       "foreign_keys = ON"):
+            self.con.execute(f"PRAGMA {pragma}")
+        self.max_variables = self.con.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="dsiem-sql-import")
+
+    def insert(
+        self, ids: list[str], tables: list[tuple[Any, list[tuple]]], next_seq: int
+    ) -> asyncio.Future[set[str]]:
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self.thread, self._insert, ids, tables, next_seq)
+
+    def _insert(self, ids: list[str], tables: list[tuple[Any, list[tuple]]], next_seq: int):
+        con = self.con
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                present = {
+                    r[0]
+                    for r in con.execute(
+                        "SELECT id FROM backlogs WHERE id IN (SELECT value FROM json_each(?))",
+                        (orjson.dumps(ids).decode(),),
+                    )
+                }
+                if len(present) < len(ids):
+                    for table, items in tables:
+                        if present:  # every row's first column is its backlog's id
+                            items = [r for r in items if r[0] not in present]
+                        linked = table in (stage_events, enrichments)  # as the writer does
+                        self._insert_rows(table.name, items, or_nothing=linked)
+                    con.execute(
+                        "INSERT INTO engine_state (key, value) VALUES ('next_seq', ?)"
+                        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        (next_seq,),
+                    )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise describe_error(exc, self.path) from None
+        return present
+
+    def _insert_rows(self, table: str, items: list[tuple], or_nothing: bool) -> None:
+        columns = COLUMNS[table]
+        row = f"({', '.join('?' * len(columns))})"
+        conflict = " ON CONFLICT DO NOTHING" if or_nothing else ""
+        per = max(1, self.max_variables // len(columns))
+        for i in range(0, len(items), per):
+            chunk = items[i : i + per]
+            values = ", ".join([row] * len(chunk))
+            self.con.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}{conflict}",
+                list(chain.from_iterable(chunk)),
+            )
+
+    def close(self) -> None:
+        self.thread.shutdown(wait=True)
+        self.con.close()
 
 
 COLUMNS = {
