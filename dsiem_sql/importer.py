@@ -79,14 +79,14 @@ def read_file(
         if directive is None:
             result.skipped[f"directive {path.stem} is not loaded"] += 1
             continue
-        if item.alarm_id in seen:  # would break the single-transaction insert of the file
+        if item["alarm_id"] in seen:  # would break the single-transaction insert of the file
             result.skipped["alarm id repeated in the file"] += 1
             continue
-        seen.add(item.alarm_id)
+        seen.add(item["alarm_id"])
         try:
             converted.append(to_backlog(item, directive, engine.options, next_seq()).backlog)
         except Skip as reason:
-            log.warning("%s: skipping backlog %s: %s", path, item.alarm_id, reason)
+            log.warning("%s: skipping backlog %s: %s", path, item["alarm_id"], reason)
             result.skipped[str(reason)] += 1
     return result, converted
 

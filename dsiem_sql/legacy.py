@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from operator import attrgetter
-from typing import Annotated
+from operator import attrgetter, itemgetter
+from typing import Annotated, Any, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import ConfigDict, Field, TypeAdapter, with_config
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from dsiem_sql.config.models import U8, RuleConfig
 from dsiem_sql.config.netparse import canonical_ip
@@ -22,44 +23,66 @@ from dsiem_sql.engine.engine import EngineOptions
 from dsiem_sql.engine.rules import REFERENCE_TARGETS, Rule, reference_of
 from dsiem_sql.engine.state import Backlog, Directive, Stage
 
+# The saved formats are TypedDicts, not models: pydantic validates a file of thousands of
+# backlogs into plain dicts about twice as fast. Optional keys get their defaults from
+# RULE_DEFAULTS / BACKLOG_DEFAULTS when a backlog is converted.
 U16 = Annotated[int, Field(ge=0, le=65535)]
-STRICT = ConfigDict(strict=True, extra="ignore", populate_by_name=True)
+STRICT = ConfigDict(strict=True, extra="ignore")
 INT_STICKY = ("PLUGIN_SID", "SRC_PORT", "DST_PORT")
 
 
-class SavedSticky(BaseModel):
-    model_config = STRICT
-    sdiff_string: list[str] = Field(default_factory=list)
-    sdiff_int: list[int] = Field(default_factory=list)
+@with_config(STRICT)
+class SavedSticky(TypedDict, total=False):
+    sdiff_string: list[str]
+    sdiff_int: list[int]
 
 
-class SavedRule(RuleConfig):
-    """A directive rule as saved in a backlog, with its runtime state."""
+# the runtime state a saved rule carries besides the directive rule's fields, with defaults
+RULE_STATE: dict[str, tuple[Any, Any]] = {
+    "start_time": (int, 0),
+    "end_time": (int, 0),
+    "status": (str, ""),
+    "saved_sticky_diffdata": (SavedSticky | None, None),
+    "saved_event_ids": (list[str], []),
+}
 
-    start_time: int = 0
-    end_time: int = 0
-    status: str = ""
-    saved_sticky_diffdata: SavedSticky | None = None
-    saved_event_ids: list[str] = Field(default_factory=list)
+
+def _saved_rule_type() -> Any:
+    """RuleConfig's fields under their JSON names, with their constraints, plus RULE_STATE."""
+    fields: dict[str, Any] = {}
+    for name, f in RuleConfig.model_fields.items():
+        kind = Annotated[f.annotation, *f.metadata] if f.metadata else f.annotation
+        fields[f.alias or name] = kind if f.is_required() else NotRequired[kind]
+    fields.update({key: NotRequired[kind] for key, (kind, _) in RULE_STATE.items()})
+    return with_config(STRICT)(TypedDict("SavedRule", fields))
 
 
-class SavedRecord(BaseModel):
-    model_config = STRICT
+SavedRule = _saved_rule_type()
+RULE_FIELDS = tuple(RuleConfig.model_fields)  # Rule's attribute names
+RULE_KEYS = tuple(f.alias or name for name, f in RuleConfig.model_fields.items())  # JSON names
+RULE_DEFAULTS = {
+    f.alias or name: f.get_default(call_default_factory=True)
+    for name, f in RuleConfig.model_fields.items()
+    if not f.is_required()
+} | {key: default for key, (_, default) in RULE_STATE.items()}
+
+
+@with_config(STRICT)
+class SavedRecord(TypedDict):
     provider: str
     term: str
     result: str
 
 
-class SavedCustomData(BaseModel):
-    model_config = STRICT
-    label: str = ""
+@with_config(STRICT)
+class SavedCustomData(TypedDict):
+    label: NotRequired[str]
     content: str
 
 
-class SavedBacklog(BaseModel):
-    model_config = STRICT
-
-    alarm_id: str = Field(min_length=1)
+@with_config(STRICT)
+class SavedBacklog(TypedDict):
+    alarm_id: Annotated[str, Field(min_length=1)]
     title: str
     status: str
     tag: str
@@ -69,19 +92,23 @@ class SavedBacklog(BaseModel):
     update_time: int
     risk: U8
     risk_class: str
-    rules: list[SavedRule] = Field(min_length=1)
+    rules: Annotated[list[SavedRule], Field(min_length=1)]
     src_ips: list[str]
     dst_ips: list[str]
     networks: list[str]
-    intel_hits: list[SavedRecord] = Field(default_factory=list)
-    vulnerabilities: list[SavedRecord] = Field(default_factory=list)
-    custom_data: list[SavedCustomData] = Field(default_factory=list)
-    saved_last_srcport: U16 = 0
-    saved_last_dstport: U16 = 0
-    saved_src_socketaddr: list[str] = Field(default_factory=list)
-    saved_dst_socketaddr: list[str] = Field(default_factory=list)
+    intel_hits: NotRequired[list[SavedRecord]]
+    vulnerabilities: NotRequired[list[SavedRecord]]
+    custom_data: NotRequired[list[SavedCustomData]]
+    saved_last_srcport: NotRequired[U16]
+    saved_last_dstport: NotRequired[U16]
+    saved_src_socketaddr: NotRequired[list[str]]
+    saved_dst_socketaddr: NotRequired[list[str]]
 
 
+BACKLOG_DEFAULTS: dict[str, Any] = {
+    "intel_hits": [], "vulnerabilities": [], "custom_data": [], "saved_last_srcport": 0,
+    "saved_last_dstport": 0, "saved_src_socketaddr": [], "saved_dst_socketaddr": [],
+}
 SAVED_FILE = TypeAdapter(list[SavedBacklog])
 
 
@@ -124,21 +151,22 @@ def _single_value(attr: str, text: str) -> str | None:
     return text
 
 
-def _resolve(saved: SavedBacklog, rules: list[Rule]) -> list[Rule]:
+def _resolve(saved: dict[str, Any], rules: list[Rule]) -> list[Rule]:
     """Replace each `:N` by the value it stood for: the referenced rule's single value, or
     else the only value the saved backlog holds for that field."""
     if not any(rule.references for rule in rules):  # [M]: resolved when saved
         return rules
-    src_ports = _socket_ports(saved.saved_src_socketaddr) or [saved.saved_last_srcport]
-    dst_ports = _socket_ports(saved.saved_dst_socketaddr) or [saved.saved_last_dstport]
+    src_ports = _socket_ports(saved["saved_src_socketaddr"]) or [saved["saved_last_srcport"]]
+    dst_ports = _socket_ports(saved["saved_dst_socketaddr"]) or [saved["saved_last_dstport"]]
+    custom_data = [c["content"] for c in saved["custom_data"]]
     saved_values = {
-        "from_": ("source address", saved.src_ips),
-        "to": ("destination address", saved.dst_ips),
+        "from_": ("source address", saved["src_ips"]),
+        "to": ("destination address", saved["dst_ips"]),
         "port_from": ("source port", [p for p in src_ports if p]),
         "port_to": ("destination port", [p for p in dst_ports if p]),
-        "custom_data1": ("custom data", [c.content for c in saved.custom_data]),
-        "custom_data2": ("custom data", [c.content for c in saved.custom_data]),
-        "custom_data3": ("custom data", [c.content for c in saved.custom_data]),
+        "custom_data1": ("custom data", custom_data),
+        "custom_data2": ("custom data", custom_data),
+        "custom_data3": ("custom data", custom_data),
     }
     resolved: list[Rule] = []
     for rule in rules:
@@ -159,20 +187,19 @@ def _resolve(saved: SavedBacklog, rules: list[Rule]) -> list[Rule]:
     return resolved
 
 
-RULE_FIELDS = tuple(RuleConfig.model_fields)
 # the fields `Rule.replace` can change: plain values, or the conditions it recompiles
 _REPLACEABLE = frozenset(RULE_FIELDS) - {"stage", "type", "plugin_sid", "product", "subcategory"}
+_saved_values = itemgetter(*RULE_KEYS)
+_config_values = attrgetter(*RULE_FIELDS)
 
 
-_rule_values = attrgetter(*RULE_FIELDS)
-
-
-def _compile(saved: SavedRule, template: Rule | None, template_config: RuleConfig | None) -> Rule:
+def _compile(saved: dict[str, Any], template: Rule | None, config: RuleConfig | None) -> Rule:
     """The saved rule, compiled. Most saved rules differ from the directive's rule only in
     resolved references, so they are its copy with those fields replaced: the template is
     shared where nothing differs, and only the changed conditions are compiled."""
-    if template is not None and template_config is not None:
-        values, original = _rule_values(saved), _rule_values(template_config)
+    values = _saved_values(saved)
+    if template is not None and config is not None:
+        original = _config_values(config)
         if values == original:
             return template
         changes = {k: v for k, v, o in zip(RULE_FIELDS, values, original, strict=True) if v != o}
@@ -180,16 +207,19 @@ def _compile(saved: SavedRule, template: Rule | None, template_config: RuleConfi
             reference_of(k, v) for k, v in changes.items() if k in REFERENCE_TARGETS
         ):
             return template.replace(**changes)
-    return Rule.from_config(saved)
+    fields = dict(zip(RULE_FIELDS, values, strict=True))
+    for name in ("plugin_sid", "product", "subcategory"):
+        fields[name] = tuple(fields[name])
+    return Rule(**fields)
 
 
-def _sticky_values(rule: SavedRule) -> list:
-    data = rule.saved_sticky_diffdata
-    if data is None or not rule.sticky_different:
+def _sticky_values(rule: dict[str, Any]) -> list:
+    data, field = rule["saved_sticky_diffdata"], rule["sticky_different"]
+    if data is None or not field:
         return []
-    if rule.sticky_different not in STICKY_FIELDS:
-        raise Skip(f"rule stage {rule.stage} has an unknown sticky_different value")
-    return list(data.sdiff_int if rule.sticky_different in INT_STICKY else data.sdiff_string)
+    if field not in STICKY_FIELDS:
+        raise Skip(f"rule stage {rule['stage']} has an unknown sticky_different value")
+    return list(data.get("sdiff_int" if field in INT_STICKY else "sdiff_string", []))
 
 
 @dataclass
@@ -202,72 +232,78 @@ def to_backlog(
     saved: SavedBacklog, directive: Directive, options: EngineOptions, seq: int
 ) -> Converted:
     """The engine backlog a saved one stands for (SPEC §11.3), or `Skip` with the reason."""
-    name = directive.config.name
-    if not title_matches(name, saved.title):
-        raise Skip(f"different title detected: {name!r} vs {saved.title!r}")
-    stages_numbers = [r.stage for r in saved.rules]
-    if stages_numbers != list(range(1, len(saved.rules) + 1)):
+    name, title = directive.config.name, saved["title"]
+    if not title_matches(name, title):
+        raise Skip(f"different title detected: {name!r} vs {title!r}")
+    item: dict[str, Any] = {**BACKLOG_DEFAULTS, **saved}
+    saved_rules = [{**RULE_DEFAULTS, **r} for r in item["rules"]]
+    stages_numbers = [r["stage"] for r in saved_rules]
+    if stages_numbers != list(range(1, len(saved_rules) + 1)):
         raise Skip(f"rule stages are not 1..N in order: {stages_numbers}")
-    pending = [r.stage for r in saved.rules if r.status == ""]
+    pending = [r["stage"] for r in saved_rules if r["status"] == ""]
     if not pending:
         raise Skip("cannot determine the current stage")
-    same_shape = len(directive.rules) == len(saved.rules)
+    same_shape = len(directive.rules) == len(saved_rules)
     try:
         rules = [
             _compile(r, directive.rules[i], directive.config.rules[i])
             if same_shape
-            else Rule.from_config(r)
-            for i, r in enumerate(saved.rules)
+            else _compile(r, None, None)
+            for i, r in enumerate(saved_rules)
         ]
     except ValueError as exc:  # e.g. a reference like ":x" in an address field
         raise Skip(f"invalid rule: {exc}") from None
     unresolved = any(r.references for r in rules)
-    rules = _resolve(saved, rules)
+    rules = _resolve(item, rules)
     stages = [
         Stage(
             rule,
             True,  # resolved
-            dict.fromkeys(s.saved_event_ids),
-            dict.fromkeys(_sticky_values(s)) if s.saved_sticky_diffdata else {},
-            s.start_time,
-            s.end_time,
-            s.status,
+            dict.fromkeys(s["saved_event_ids"]),
+            dict.fromkeys(_sticky_values(s)),
+            s["start_time"],
+            s["end_time"],
+            s["status"],
         )
-        for rule, s in zip(rules, saved.rules, strict=True)
+        for rule, s in zip(rules, saved_rules, strict=True)
     ]
-    src_ports = _socket_ports(saved.saved_src_socketaddr)
-    dst_ports = _socket_ports(saved.saved_dst_socketaddr)
+    src_sockets, dst_sockets = item["saved_src_socketaddr"], item["saved_dst_socketaddr"]
+    src_ports, dst_ports = _socket_ports(src_sockets), _socket_ports(dst_sockets)
     b = Backlog(
-        id=saved.alarm_id,
+        id=item["alarm_id"],
         seq=seq,
         directive=directive,
         definition=directive.config,
-        title=saved.title,
+        title=title,
         status=options.status,
         tag=options.tag,
         stages=stages,
         current_stage=min(pending),
-        risk=saved.risk,
-        risk_class=saved.risk_class,
-        src_ips=dict.fromkeys(_ips(saved.src_ips)),
-        dst_ips=dict.fromkeys(_ips(saved.dst_ips)),
-        networks=dict.fromkeys(saved.networks),
-        custom_data=dict.fromkeys((c.label, c.content) for c in saved.custom_data if c.content),
-        intel_hits=dict.fromkeys((h.provider, h.term, h.result) for h in saved.intel_hits),
-        vulnerabilities=dict.fromkeys(
-            (v.provider, v.term, v.result) for v in saved.vulnerabilities
+        risk=item["risk"],
+        risk_class=item["risk_class"],
+        src_ips=dict.fromkeys(_ips(item["src_ips"])),
+        dst_ips=dict.fromkeys(_ips(item["dst_ips"])),
+        networks=dict.fromkeys(item["networks"]),
+        custom_data=dict.fromkeys(
+            (c.get("label", ""), c["content"]) for c in item["custom_data"] if c["content"]
         ),
-        created_time=saved.created_time,
-        update_time=saved.update_time,
-        last_srcport=saved.saved_last_srcport or (src_ports[-1] if src_ports else 0),
-        last_dstport=saved.saved_last_dstport or (dst_ports[-1] if dst_ports else 0),
+        intel_hits=dict.fromkeys(_records(item["intel_hits"])),
+        vulnerabilities=dict.fromkeys(_records(item["vulnerabilities"])),
+        created_time=item["created_time"],
+        update_time=item["update_time"],
+        last_srcport=item["saved_last_srcport"] or (src_ports[-1] if src_ports else 0),
+        last_dstport=item["saved_last_dstport"] or (dst_ports[-1] if dst_ports else 0),
         # [R]'s `ip:port` / `[ipv6]:port` pairs: the vulnerability search terms (§8.5)
-        src_sockets=dict.fromkeys(a for a in saved.saved_src_socketaddr if not a.endswith(":0")),
-        dst_sockets=dict.fromkeys(a for a in saved.saved_dst_socketaddr if not a.endswith(":0")),
+        src_sockets=dict.fromkeys(a for a in src_sockets if not a.endswith(":0")),
+        dst_sockets=dict.fromkeys(a for a in dst_sockets if not a.endswith(":0")),
     )
     b.event_ids = {e for s in stages for e in s.event_ids}
-    fmt = "R" if unresolved or saved.saved_src_socketaddr or saved.saved_dst_socketaddr else "M"
+    fmt = "R" if unresolved or src_sockets or dst_sockets else "M"
     return Converted(b, fmt)
+
+
+def _records(records: list[dict[str, str]]) -> list[tuple[str, str, str]]:
+    return [(r["provider"], r["term"], r["result"]) for r in records]
 
 
 def _ips(values: list[str]) -> list[str]:
