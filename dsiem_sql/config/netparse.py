@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from functools import lru_cache
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -26,6 +27,11 @@ def parse_ip(text: str) -> IPAddress | None:
 @lru_cache(maxsize=65536)
 def canonical_ip(text: str) -> str | None:
     """The canonical text of an address (`2002:c0a8:0001::1` -> `2002:c0a8:1::1`), or None."""
+    try:  # a plain dotted quad (no leading zeros) is already canonical; ipaddress is slow
+        socket.inet_pton(socket.AF_INET, text)
+        return text
+    except (OSError, ValueError):
+        pass
     ip = parse_ip(text)
     return None if ip is None else str(ip)
 
