@@ -7,7 +7,7 @@ stage 2 or 3 with event ids, sticky values and (some) vulnerabilities. Then impo
 directory through the real code path, in process: `load_config`, `Engine`, `Store` on a fresh
 database and `dsiem_sql.importer.import_files`, as `dsiem-sql import-backlogs` does.
 
-    .venv/bin/python scripts/bench_import.py [--files 20] [--backlogs 500] [--repeat 3]
+    .venv/bin/python scripts/bench_import.py [--files 20] [--backlogs 500] [--repeat 5]
                                              [--profile]
 """
 
@@ -18,9 +18,11 @@ import asyncio
 import cProfile
 import io
 import json
+import platform
 import pstats
 import random
 import sqlite3
+import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -152,7 +154,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--files", type=int, default=20)
     p.add_argument("--backlogs", type=int, default=500, help="backlogs per file")
-    p.add_argument("--repeat", type=int, default=3, help="runs, each into a fresh database")
+    p.add_argument("--repeat", type=int, default=5, help="runs, each into a fresh database")
     p.add_argument("--profile", action="store_true", help="print cProfile's top functions")
     args = p.parse_args()
     profiler = cProfile.Profile() if args.profile else None
@@ -174,7 +176,11 @@ def main() -> None:
               f"{r['backlogs'] / r['seconds']:>11,.0f} {r['cpu']:>7.2f} "
               f"{r['backlogs'] / r['cpu']:>15,.0f}")
     best = max(r["backlogs"] / r["seconds"] for r in runs)
-    print(f"best: {best:,.0f} backlogs/s (goal {GOAL:,}: {'met' if best >= GOAL else 'missed'})")
+    middle = sorted(r["backlogs"] / r["seconds"] for r in runs)[len(runs) // 2]
+    print(f"best: {best:,.0f} backlogs/s (goal {GOAL:,}: {'met' if best >= GOAL else 'missed'}),"
+          f" median {middle:,.0f}")
+    print(f"python: {sys.executable} {platform.python_version()}"
+          f" ({' '.join(platform.python_build())}, {platform.python_compiler()})")
     print("seconds is wall-clock time of the whole import (parse, convert, insert, commit);")
     print("cpu-s this process's CPU time (both threads), which a busy machine disturbs less.")
     if profiler is not None:
