@@ -3,6 +3,7 @@ database, checked through the real command line and the real SQLite file."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -18,6 +19,8 @@ import pytest
 from dsiem_sql.config import load_config
 from dsiem_sql.engine import Engine
 from dsiem_sql.legacy import SAVED_FILE, title_matches, to_backlog
+from dsiem_sql.store import StoreError
+from dsiem_sql.store.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "backlogs"
@@ -318,6 +321,35 @@ def test_a_saved_reference_where_the_directive_now_has_a_literal_is_resolved():
     assert not rules[0].from_cond("203.0.113.51", engine.assets)
     assert (rules[2].port_from, rules[2].references) == ("51545", ())
     assert rules[2].port_from_cond("51545") and not rules[2].port_from_cond("51546")
+
+
+def test_a_failed_insert_rolls_the_whole_file_back_and_the_store_stays_usable(tmp_path):
+    engine = Engine(load_config(CONFIGS))
+    directive = engine.directive(2001)
+    assert directive is not None
+    items = SAVED_FILE.validate_json((FIXTURES / "mixed" / "2001.json").read_bytes())
+    first, second = (to_backlog(s, directive, engine.options, i).backlog
+                     for i, s in enumerate(items, 1))
+    stage3 = second.stages[2]
+    second.stages[2] = second.stages[1]  # two rows for stage 2: the backlogs went in first
+    db = tmp_path / "x.db"
+
+    async def run() -> list[str]:
+        store = Store(db, None)
+        await store.open()
+        try:
+            await store.load(engine)
+            with pytest.raises(StoreError, match=r"UNIQUE constraint failed: stages\."):
+                await store.import_backlogs([first, second], engine)
+            second.stages[2] = stage3
+            return await store.import_backlogs([first, second], engine)
+        finally:
+            await store.close()
+
+    assert asyncio.run(run()) == []  # nothing of the failed attempt was left behind
+    assert query(db, "SELECT id, seq FROM backlogs ORDER BY seq") == [
+        ("MixM00001", 1), ("MixR00001", 2)]
+    assert query(db, "SELECT count(*) FROM stages") == [(6,)]
 
 
 # -- matching and skipping ----------------------------------------------------------------
