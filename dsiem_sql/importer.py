@@ -7,20 +7,28 @@ already in the database are left alone, so re-running an import changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
+import os
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import aclosing
 from dataclasses import dataclass, field
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from dsiem_sql.engine import Backlog, Engine
 from dsiem_sql.legacy import SAVED_FILE, Skip, to_backlog
+from dsiem_sql.store import rows
+from dsiem_sql.store.rows import ImportRows
 
 log = logging.getLogger(__name__)
+MAX_WORKERS = 4  # processes reading files; the database thread takes a core as well
 
 
 @dataclass
@@ -56,10 +64,9 @@ def describe(exc: ValidationError) -> str:
     return f"{where}: {path}: {err['msg']}" if path else f"{where}: {err['msg']}"
 
 
-def read_file(
-    path: Path, engine: Engine, next_seq: Callable[[], int]
-) -> tuple[FileResult, list[Backlog]]:
-    """Parse and convert one file; nothing is written."""
+def read_file(path: Path, engine: Engine) -> tuple[FileResult, list[Backlog]]:
+    """Parse and convert one file; nothing is written. The backlogs' `seq` is left 0: the
+    importer numbers them in file order."""
     result = FileResult(path)
     if not path.stem.isdigit():
         result.error = "the file name must be a directive id, like 1001.json"
@@ -85,11 +92,56 @@ def read_file(
             continue
         seen.add(item["alarm_id"])
         try:
-            converted.append(to_backlog(item, directive, engine.options, next_seq()).backlog)
+            converted.append(to_backlog(item, directive, engine.options, 0).backlog)
         except Skip as reason:
             log.warning("%s: skipping backlog %s: %s", path, item["alarm_id"], reason)
             result.skipped[str(reason)] += 1
     return result, converted
+
+
+def read_rows(path: Path, engine: Engine) -> tuple[FileResult, ImportRows | None]:
+    """`read_file`, and its backlogs as table rows."""
+    result, backlogs = read_file(path, engine)
+    return result, (rows.import_rows(backlogs) if backlogs else None)
+
+
+_worker_engine: Engine | None = None
+
+
+def _start_worker(engine: Engine) -> None:
+    global _worker_engine
+    _worker_engine = engine
+    gc.disable()  # as in the importing process; a worker ends with the import
+
+
+def _read_rows_in_worker(path: Path) -> tuple[FileResult, ImportRows | None]:
+    assert _worker_engine is not None
+    return read_rows(path, _worker_engine)
+
+
+async def _files_read(
+    files: list[Path], engine: Engine
+) -> AsyncIterator[tuple[FileResult, ImportRows | None]]:
+    """`read_rows` of each file, in order. Parsing and converting is pure Python, so with
+    several files it runs in forked worker processes, which inherit the loaded engine. A
+    worker only reads files and converts: it uses no inherited connection or thread, and the
+    one lock it may take, logging's, Python renews at each fork."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = min(len(files), cpus or 1, MAX_WORKERS)
+    if workers < 2 or "fork" not in get_all_start_methods():
+        for path in files:
+            yield read_rows(path, engine)
+        return
+    with ProcessPoolExecutor(
+        workers, mp_context=get_context("fork"), initializer=_start_worker, initargs=(engine,)
+    ) as pool:
+        reading = [pool.submit(_read_rows_in_worker, path) for path in files]
+        try:
+            for future in reading:
+                yield await asyncio.wrap_future(future)
+        finally:
+            for future in reading:
+                future.cancel()
 
 
 async def import_files(
@@ -98,20 +150,16 @@ async def import_files(
     store,
     *,
     remove: bool = False,
+    restore: bool = False,
     on_file: Callable[[FileResult], None] | None = None,
     present_ids: Callable[[list[str]], set[str]] | None = None,
 ) -> list[FileResult]:
-    """Import each file in one transaction; restore the new backlogs into `engine`.
+    """Import each file in one transaction; with `restore`, the new backlogs also go live in
+    `engine` (as `Store.load` resumes stored ones).
 
     With `store` None it is a dry run: files are read and checked, and `present_ids` (if
     given) tells which alarm ids the database already has; nothing is written.
     """
-
-    def next_seq() -> int:
-        seq = engine.next_seq
-        engine.next_seq += 1
-        return seq
-
     # the imported backlogs are many small containers that all stay alive: the cyclic
     # garbage collector would only rescan them over and over
     collecting = gc.isenabled()
@@ -121,14 +169,14 @@ async def import_files(
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(min(switch_interval, 0.001))
     try:
-        return await _import(files, engine, store, remove, on_file, present_ids, next_seq)
+        return await _import(files, engine, store, remove, restore, on_file, present_ids)
     finally:
         sys.setswitchinterval(switch_interval)
         if collecting:
             gc.enable()
 
 
-async def _import(files, engine, store, remove, on_file, present_ids, next_seq):
+async def _import(files, engine, store, remove, restore, on_file, present_ids):
     results: list[FileResult] = []
 
     def done(result: FileResult) -> None:
@@ -138,30 +186,36 @@ async def _import(files, engine, store, remove, on_file, present_ids, next_seq):
         if on_file is not None:
             on_file(result)
 
-    async def finish(result: FileResult, backlogs: list[Backlog], inserted) -> None:
-        present = set(await inserted)
-        for b in backlogs:
-            if b.id not in present:
-                engine.restore(b)
+    async def finish(result: FileResult, ids: list[str], inserted) -> None:
+        present = await inserted
+        new = [i for i in ids if i not in present]
+        if restore:
+            await store.restore(engine, new)
         result.present = len(present)
-        result.imported = len(backlogs) - len(present)
+        result.imported = len(new)
         done(result)
 
-    # while the database thread inserts one file, the next one is read
+    # while the database thread inserts one file, the next ones are read
     inserting: tuple | None = None
-    for path in files:
-        result, backlogs = read_file(path, engine, next_seq)
-        if inserting is not None:
-            await finish(*inserting)
-            inserting = None
-        if backlogs and store is not None:
-            inserting = (result, backlogs, await store.start_import(backlogs, engine))
-            continue
-        if backlogs:
-            present = present_ids([b.id for b in backlogs]) if present_ids else set()
-            result.present = len(present)
-            result.imported = len(backlogs) - len(present)
-        done(result)
+    async with aclosing(_files_read(files, engine)) as files_read:
+        async for result, found in files_read:
+            if inserting is not None:
+                await finish(*inserting)
+                inserting = None
+            if found is None:
+                done(result)
+            elif store is None:
+                present = present_ids(found.ids) if present_ids else set()
+                result.present = len(present)
+                result.imported = len(found.ids) - len(present)
+                done(result)
+            else:
+                for n, row in enumerate(found.backlogs):  # numbered in file order
+                    found.backlogs[n] = (row[0], engine.next_seq, *row[2:])
+                    engine.next_seq += 1
+                definition = engine.directive(found.directive_id).config
+                inserted = await store.start_import(found, definition, engine.next_seq)
+                inserting = (result, found.ids, inserted)
     if inserting is not None:
         await finish(*inserting)
     return results

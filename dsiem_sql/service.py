@@ -166,7 +166,7 @@ class Service:
 
         directory = self.options.logs / "backlogs"
         files = backlog_files([directory]) if directory.is_dir() else []
-        for r in await import_files(files, engine, store, remove=True):
+        for r in await import_files(files, engine, store, remove=True, restore=True):
             if r.error:
                 log.error("cannot import saved backlogs from %s: %s", r.path, r.error)
             else:

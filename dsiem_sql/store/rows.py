@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from dataclasses import dataclass
 from functools import lru_cache
 from operator import attrgetter
 from typing import Any
@@ -102,6 +103,30 @@ def enrichment_rows(b: Backlog) -> list[tuple]:
 def link_rows(b: Backlog) -> list[tuple]:
     """Every event id of every stage, for a backlog that arrives whole (an import)."""
     return [(b.id, s.rule.stage, e) for s in b.stages for e in s.event_ids]
+
+
+@dataclass
+class ImportRows:
+    """The rows of backlogs that arrive whole (a legacy file of one directive); backlog rows
+    lack their `directive_version`, which the writer appends."""
+
+    directive_id: int
+    ids: list[str]
+    backlogs: list[tuple]
+    stages: list[tuple]
+    links: list[tuple]
+    enrichments: list[tuple]
+
+
+def import_rows(imported: list[Backlog]) -> ImportRows:
+    return ImportRows(
+        directive_id=imported[0].definition.id,
+        ids=[b.id for b in imported],
+        backlogs=[backlog_row(b) for b in imported],
+        stages=[stage_row(b, s) for b in imported for s in b.stages],
+        links=[r for b in imported for r in link_rows(b)],
+        enrichments=[r for b in imported for r in enrichment_rows(b)],
+    )
 
 
 def outbox_lines(changes: Changes) -> list[tuple[str, str]]:

@@ -15,7 +15,6 @@ import logging
 import os
 import sqlite3
 from collections import defaultdict
-from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import chain
@@ -28,7 +27,7 @@ from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dsiem_sql.config.models import DirectiveConfig
-from dsiem_sql.engine import Backlog, Changes, Engine
+from dsiem_sql.engine import Changes, Engine
 from dsiem_sql.output import ALARM_EVENTS_FILE, ALARMS_FILE
 from dsiem_sql.store import rows
 from dsiem_sql.store.database import (
@@ -164,40 +163,55 @@ class Store:
                     resumed.line, resumed.offset = row.line, row.offset
             if not with_backlogs:
                 return resumed
-            live = (
-                (
-                    await conn.execute(
-                        select(backlogs, directive_versions.c.definition)
-                        .join(directive_versions)
-                        .where(backlogs.c.state == "live")
-                        .order_by(backlogs.c.seq)
-                    )
-                )
-                .mappings()
-                .all()
+            live = await self._live_rows(conn, backlogs.c.state == "live")
+            resumed.backlogs, resumed.skipped = await self._restore(conn, engine, live)
+        return resumed
+
+    async def restore(self, engine: Engine, ids: list[str]) -> int:
+        """Make stored live backlogs (just imported ones) live in `engine` too, exactly as
+        `load` resumes them; returns how many."""
+        assert self.engine is not None
+        async with self.engine.connect() as conn:
+            where = backlogs.c.id.in_(ids) & (backlogs.c.state == "live")
+            restored, _ = await self._restore(conn, engine, await self._live_rows(conn, where))
+        return restored
+
+    @staticmethod
+    async def _live_rows(conn: AsyncConnection, where) -> list:
+        query = (
+            select(backlogs, directive_versions.c.definition)
+            .join(directive_versions)
+            .where(where)
+            .order_by(backlogs.c.seq)
+        )
+        return list((await conn.execute(query)).mappings().all())
+
+    async def _restore(self, conn: AsyncConnection, engine: Engine, live: list) -> tuple[int, int]:
+        """Rebuild the backlogs of `live` rows and restore them into `engine`; returns how
+        many were restored and how many skipped (their directive is not loaded)."""
+        if not live:
+            return 0, 0
+        ids = [r["id"] for r in live]
+        stage_rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in (
+            await conn.execute(
+                select(stages).where(stages.c.backlog_id.in_(ids)).order_by(stages.c.stage)
             )
-            if not live:
-                return resumed
-            ids = [r["id"] for r in live]
-            stage_rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for r in (
-                await conn.execute(
-                    select(stages).where(stages.c.backlog_id.in_(ids)).order_by(stages.c.stage)
-                )
-            ).mappings():
-                stage_rows[r["backlog_id"]].append(dict(r))
-            events: dict[str, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
-            for backlog_id, stage, event_id in await conn.execute(
-                select(stage_events.c.backlog_id, stage_events.c.stage, stage_events.c.event_id)
-                .where(stage_events.c.backlog_id.in_(ids))
-                .order_by(stage_events.c.id)
-            ):
-                events[backlog_id][stage].append(event_id)
-            found: dict[str, list[tuple[str, str, str, str]]] = defaultdict(list)
-            for backlog_id, kind, provider, term, result in await conn.execute(
-                select(enrichments).where(enrichments.c.backlog_id.in_(ids))
-            ):
-                found[backlog_id].append((kind, provider, term, result))
+        ).mappings():
+            stage_rows[r["backlog_id"]].append(dict(r))
+        events: dict[str, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
+        for backlog_id, stage, event_id in await conn.execute(
+            select(stage_events.c.backlog_id, stage_events.c.stage, stage_events.c.event_id)
+            .where(stage_events.c.backlog_id.in_(ids))
+            .order_by(stage_events.c.id)
+        ):
+            events[backlog_id][stage].append(event_id)
+        found: dict[str, list[tuple[str, str, str, str]]] = defaultdict(list)
+        for backlog_id, kind, provider, term, result in await conn.execute(
+            select(enrichments).where(enrichments.c.backlog_id.in_(ids))
+        ):
+            found[backlog_id].append((kind, provider, term, result))
+        restored = skipped = 0
         definitions: dict[str, DirectiveConfig] = {}
         for row in live:
             directive = engine.directive(row["directive_id"])
@@ -207,7 +221,7 @@ class Store:
                     row["id"],
                     row["directive_id"],
                 )
-                resumed.skipped += 1
+                skipped += 1
                 continue
             text = row["definition"]
             if text not in definitions:
@@ -223,8 +237,8 @@ class Store:
             engine.restore(b)
             for stage in b.stages:
                 self._stage_marks[(b.id, stage.number)] = rows.stage_mark(stage)
-            resumed.backlogs += 1
-        return resumed
+            restored += 1
+        return restored, skipped
 
     # -- writing ------------------------------------------------------------------------
 
@@ -306,48 +320,28 @@ class Store:
             await self._confirm_written(conn)
         self._append(batch.outbox)
 
-    async def import_backlogs(self, imported: list[Backlog], engine: Engine) -> list[str]:
-        """`start_import` and wait for it."""
-        return await (await self.start_import(imported, engine))
-
     async def start_import(
-        self, imported: list[Backlog], engine: Engine
-    ) -> Coroutine[Any, Any, list[str]]:
-        """Hand whole backlogs (from legacy files) to the import thread, which inserts them in
-        one transaction, and return at once, so that the caller can read its next file
-        meanwhile. Await the result for the ids that were already present and so were left
-        alone. No output line is written; one import runs at a time."""
+        self, found: rows.ImportRows, definition: DirectiveConfig, next_seq: int
+    ) -> asyncio.Future[set[str]]:
+        """Hand a legacy file's rows to the import thread, which inserts them in one
+        transaction, and return at once, so that the caller can go on with the next file.
+        The future gives the alarm ids that were already present and so were left alone.
+        No output line is written; one import runs at a time."""
         assert self.engine is not None
         await self.flush()
-        new_definitions = {
-            id(b.definition): b.definition
-            for b in imported
-            if id(b.definition) not in self._version_of
-        }
-        if new_definitions:
+        if id(definition) not in self._version_of:
             async with self.engine.begin() as conn:
-                for definition in new_definitions.values():
-                    await self._version(conn, definition)
+                await self._version(conn, definition)
+        version = self._version_of[id(definition)]
         tables = [
-            (backlogs, [(*rows.backlog_row(b), self._version_of[id(b.definition)])
-                        for b in imported]),
-            (stages, [rows.stage_row(b, s) for b in imported for s in b.stages]),
-            (stage_events, [r for b in imported for r in rows.link_rows(b)]),
-            (enrichments, [r for b in imported for r in rows.enrichment_rows(b)]),
+            (backlogs, [(*row, version) for row in found.backlogs]),
+            (stages, found.stages),
+            (stage_events, found.links),
+            (enrichments, found.enrichments),
         ]
         if self._importer is None:
             self._importer = _ImportThread(self.path, self.sync)
-        running = self._importer.insert([b.id for b in imported], tables, engine.next_seq)
-
-        async def finished() -> list[str]:
-            present = await running
-            for b in imported:
-                if b.id not in present:
-                    for stage in b.stages:
-                        self._stage_marks[(b.id, stage.number)] = rows.stage_mark(stage)
-            return [b.id for b in imported if b.id in present]
-
-        return finished()
+        return self._importer.insert(found.ids, tables, next_seq)
 
     async def prune(self, before: int) -> int:
         """Delete ended backlogs (and their stages and event links) ended before `before`."""

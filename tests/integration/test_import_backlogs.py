@@ -16,10 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from dsiem_sql import importer
 from dsiem_sql.config import load_config
 from dsiem_sql.engine import Engine
+from dsiem_sql.importer import backlog_files, import_files
 from dsiem_sql.legacy import SAVED_FILE, title_matches, to_backlog
 from dsiem_sql.store import StoreError
+from dsiem_sql.store.rows import import_rows
 from dsiem_sql.store.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -334,22 +337,60 @@ def test_a_failed_insert_rolls_the_whole_file_back_and_the_store_stays_usable(tm
     second.stages[2] = second.stages[1]  # two rows for stage 2: the backlogs went in first
     db = tmp_path / "x.db"
 
-    async def run() -> list[str]:
+    async def insert(store: Store) -> set[str]:
+        found = import_rows([first, second])
+        found.backlogs = [(r[0], n, *r[2:]) for n, r in enumerate(found.backlogs, 1)]
+        return await (await store.start_import(found, directive.config, 3))
+
+    async def run() -> set[str]:
         store = Store(db, None)
         await store.open()
         try:
             await store.load(engine)
             with pytest.raises(StoreError, match=r"UNIQUE constraint failed: stages\."):
-                await store.import_backlogs([first, second], engine)
+                await insert(store)
             second.stages[2] = stage3
-            return await store.import_backlogs([first, second], engine)
+            return await insert(store)
         finally:
             await store.close()
 
-    assert asyncio.run(run()) == []  # nothing of the failed attempt was left behind
+    assert asyncio.run(run()) == set()  # nothing of the failed attempt was left behind
     assert query(db, "SELECT id, seq FROM backlogs ORDER BY seq") == [
         ("MixM00001", 1), ("MixR00001", 2)]
     assert query(db, "SELECT count(*) FROM stages") == [(6,)]
+
+
+def test_files_read_by_worker_processes_import_as_read_in_process(tmp_path, monkeypatch):
+    files = backlog_files([FIXTURES / d for d in ("m", "mixed", "title", "finished")])
+    files += [FIXTURES / "unknown" / "9999.json", FIXTURES / "truncated" / "2001.json"]
+    assert len(files) == 6
+
+    def run(db: Path) -> list[tuple]:
+        async def go():
+            engine = Engine(load_config(CONFIGS))
+            store = Store(db, None)
+            await store.open()
+            try:
+                await store.load(engine)
+                results = await import_files(files, engine, store, restore=True)
+                return results, sorted(b.id for d in engine.directives for b in d.backlogs)
+            finally:
+                await store.close()
+
+        results, live = asyncio.run(go())
+        counts = [(r.path.name, r.backlogs, r.imported, r.present, dict(r.skipped), r.error)
+                  for r in results]
+        return [counts, live]
+
+    pooled = run(tmp_path / "pooled.db")
+    monkeypatch.setattr(importer, "MAX_WORKERS", 1)  # read in this process
+    in_process = run(tmp_path / "in_process.db")
+    assert pooled == in_process
+    assert dump(tmp_path / "pooled.db") == dump(tmp_path / "in_process.db")
+    counts, live = pooled
+    assert [c[2] for c in counts] == [1, 2, 0, 0, 0, 0]  # imported per file, in file order
+    assert counts[-1][5] is not None  # the truncated file
+    assert live == ["MixM00001", "MixR00001", ALARM_ID]
 
 
 # -- matching and skipping ----------------------------------------------------------------

@@ -60,8 +60,9 @@ def test_an_imported_backlog_past_its_deadline_expires_at_start(serve):
     saved = s.logs / "backlogs"
     saved.mkdir(parents=True)
     (saved / "2001.json").write_bytes((FIXTURES / "m" / "2001.json").read_bytes())
+    (saved / "3001.json").write_bytes((FIXTURES / "truncated" / "2001.json").read_bytes())
 
-    s.start()
+    s.start()  # two files: read by worker processes, then made live in the engine
     s.wait_for("SELECT id, state FROM backlogs", [(ALARM_ID, "expired")])
     assert s.stop() == 0
     alarms = [json.loads(x) for x in (s.logs / "siem_alarms.json").read_text().splitlines()]
