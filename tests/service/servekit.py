@@ -87,10 +87,11 @@ class Serve:
         self.log = workdir / "serve.log"
 
     def start(self, ready: bool = True) -> Serve:
-        self.proc = subprocess.Popen(
-            self.args, cwd=ROOT, stdout=subprocess.DEVNULL,
-            stderr=self.log.open("ab"), env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        with self.log.open("ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                self.args, cwd=ROOT, stdout=subprocess.DEVNULL,
+                stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         if ready:
             self.wait_ready()
         return self
