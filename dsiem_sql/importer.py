@@ -111,7 +111,6 @@ _worker_engine: Engine | None = None
 def _start_worker(engine: Engine) -> None:
     global _worker_engine
     _worker_engine = engine
-    gc.disable()  # as in the importing process; a worker ends with the import
 
 
 def _read_rows_in_worker(path: Path) -> tuple[FileResult, ImportRows | None]:
