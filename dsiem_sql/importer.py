@@ -12,11 +12,12 @@ import gc
 import logging
 import os
 import sys
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from itertools import islice
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -134,10 +135,18 @@ async def _files_read(
     with ProcessPoolExecutor(
         workers, mp_context=get_context("fork"), initializer=_start_worker, initargs=(engine,)
     ) as pool:
-        reading = [pool.submit(_read_rows_in_worker, path) for path in files]
+        # a few files ahead of the one being written, so that a large directory's rows do
+        # not pile up in memory
+        waiting = iter(files)
+        reading = deque(
+            pool.submit(_read_rows_in_worker, path) for path in islice(waiting, 2 * workers)
+        )
         try:
-            for future in reading:
-                yield await asyncio.wrap_future(future)
+            while reading:
+                read = await asyncio.wrap_future(reading.popleft())
+                for path in islice(waiting, 1):
+                    reading.append(pool.submit(_read_rows_in_worker, path))
+                yield read
         finally:
             for future in reading:
                 future.cancel()
