@@ -172,14 +172,9 @@ async def import_files(
     # garbage collector would only rescan them over and over
     collecting = gc.isenabled()
     gc.disable()
-    # the database thread needs the GIL back briefly after each statement; by default it
-    # waits up to 5 ms for this thread to hand it over
-    switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(switch_interval, 0.001))
     try:
         return await _import(files, engine, store, remove, restore, on_file, present_ids)
     finally:
-        sys.setswitchinterval(switch_interval)
         if collecting:
             gc.enable()
 

@@ -208,9 +208,7 @@ def _compile(saved: dict[str, Any], template: Rule | None, config: RuleConfig | 
         ):
             return template.replace(**changes)
     fields = dict(zip(RULE_FIELDS, values, strict=True))
-    for name in ("plugin_sid", "product", "subcategory"):
-        fields[name] = tuple(fields[name])
-    return Rule(**fields)
+    return Rule.from_config(RuleConfig.model_construct(**fields))  # validated already
 
 
 def _sticky_values(rule: dict[str, Any]) -> list:

@@ -58,7 +58,6 @@ def _address_items(value: str) -> tuple[tuple[bool, object], ...]:
 
 
 @lru_cache(maxsize=8192)
-@lru_cache(maxsize=8192)
 def compile_address(value: str) -> AddressCond | None:
     if value == "ANY":
         return None

@@ -75,6 +75,16 @@ def _set_pragmas(sync: Sync):
     return on_connect
 
 
+def connect(path: Path, sync: Sync = "normal", cached_statements: int = 128) -> sqlite3.Connection:
+    """A plain `sqlite3` connection (autocommit; usable from one other thread at a time)
+    with the same pragmas as the SQLAlchemy engines."""
+    con = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, cached_statements=cached_statements
+    )
+    _set_pragmas(sync)(con, None)
+    return con
+
+
 def sync_engine(path: Path, sync: Sync = "normal") -> Engine:
     engine = create_engine(f"sqlite:///{path}")
     event.listen(engine, "connect", _set_pragmas(sync))

@@ -31,11 +31,11 @@ from dsiem_sql.engine import Changes, Engine
 from dsiem_sql.output import ALARM_EVENTS_FILE, ALARMS_FILE
 from dsiem_sql.store import rows
 from dsiem_sql.store.database import (
-    BUSY_TIMEOUT_MS,
     StoreError,
     Sync,
     WriterLock,
     async_engine,
+    connect,
     describe_error,
     upgrade,
 )
@@ -451,11 +451,8 @@ class _ImportThread:
 
     def __init__(self, path: Path, sync: Sync):
         self.path = path
-        self.con = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
-                                   cached_statements=16)
-        for pragma in (f"busy_timeout = {BUSY_TIMEOUT_MS}", f"synchronous = {sync.upper()}",
-                       "foreign_keys = ON"):
-            self.con.execute(f"PRAGMA {pragma}")
+        # few statements cached: each multi-row INSERT of another row count is a new one
+        self.con = connect(path, sync, cached_statements=16)
         self.max_variables = self.con.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="dsiem-sql-import")
 
