@@ -132,6 +132,8 @@ def decode_event(data: str | bytes) -> Event:
         if err["type"] == "json_invalid":
             raise InvalidEvent(f"cannot parse event: {err['msg']}") from None
         raise InvalidEvent(f"cannot parse event: {where}: {err['msg']}") from None
+    except Exception as exc:  # whatever else the input provokes, e.g. RecursionError
+        raise InvalidEvent(f"cannot parse event: {type(exc).__name__}: {exc}") from None
     reason = event.validity_error()
     if reason is not None:
         raise InvalidEvent(f"event {event.event_id} is not valid: {reason}")

@@ -368,3 +368,9 @@ def test_ipv6_scope_id_is_not_an_address():
             '{"event_id":"x","timestamp":"2024-05-01T10:00:00Z","title":"t","sensor":"s",'
             '"plugin_id":1,"plugin_sid":1,"src_ip":"fe80::1%eth0","dst_ip":"10.0.0.1"}'
         )
+
+
+def test_input_that_breaks_the_decoder_is_an_invalid_event():
+    deep = b"[" * 2000 + b"null" + b"]" * 2000  # json.loads raises RecursionError on it
+    with pytest.raises(InvalidEvent, match="cannot parse event"):
+        decode_event(deep)
