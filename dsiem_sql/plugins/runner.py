@@ -16,6 +16,7 @@ class Lookups:
         self.enricher = enricher
         self.pending: set[asyncio.Task] = set()
         self.done: list[Result] = []
+        self.failed: list[BaseException] = []  # raised by `apply`: a lookup must not fail
 
     def start(self, changes: Changes) -> None:
         """Start the lookups `changes` asked for (a no-op without intel or vuln sources)."""
@@ -25,8 +26,13 @@ class Lookups:
                 sockets = list(dict.fromkeys([*b.src_sockets, *b.dst_sockets]))
                 task = asyncio.create_task(self._run(b, ips, sockets))
                 self.pending.add(task)
-                task.add_done_callback(self.pending.discard)
+                task.add_done_callback(self._finished)
         changes.lookups.clear()
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self.pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.failed.append(task.exception())
 
     async def _run(self, b: Backlog, ips: list[str], sockets: list[str]) -> None:
         assert self.enricher is not None
@@ -35,6 +41,8 @@ class Lookups:
 
     def apply(self, engine: Engine, into: Changes) -> None:
         """Merge the results that arrived into their alarms."""
+        if self.failed:
+            raise self.failed[0]
         for b, intel, vulns in self.done:
             engine.enrich(b, intel, vulns, into=into)
         self.done.clear()
