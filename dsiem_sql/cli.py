@@ -285,6 +285,10 @@ def serve_command(
     commit_interval: CommitIntervalOpt = 100,
     db_sync: DbSyncOpt = DbSync.normal,
     retention_days: RetentionDaysOpt = 7,
+    db_retry_window: Annotated[int, typer.Option(
+        "--db-retry-window", min=0, envvar="DSIEM_DB_RETRY_WINDOW",
+        help="Seconds to retry a write that fails for a passing reason (disk full, a lock) "
+             "before stopping.")] = 60,
     metrics_port: Annotated[int | None, typer.Option(
         "--metrics-port", min=1, max=65535, envvar="DSIEM_METRICS_PORT",
         help="Serve Prometheus /metrics and /healthz on this port.")] = None,
@@ -293,7 +297,7 @@ def serve_command(
     import os
 
     from dsiem_sql.bus import NatsOptions
-    from dsiem_sql.service import ServeOptions, run_service
+    from dsiem_sql.service import ServeOptions, ServiceFailed, run_service
 
     settings = engine_settings(
         reference_mode=reference_mode,
@@ -331,6 +335,7 @@ def serve_command(
         batching=Batching(commit_interval),
         db_sync=db_sync.value,
         retention_days=retention_days,
+        db_retry_window=db_retry_window,
         metrics_port=metrics_port,
         reload_backlogs=reload_backlogs,
         cache_minutes=cache,
@@ -338,6 +343,8 @@ def serve_command(
     )
     try:
         run_service(options, settings.engine_options())
+    except ServiceFailed:
+        raise typer.Exit(1) from None
     except (ConfigError, StoreError) as exc:
         raise fail(str(exc)) from None
     except OSError as exc:  # e.g. the metrics port is taken, the logs directory not writable

@@ -31,6 +31,14 @@ class Metrics:
         self.queue_length = Gauge("dsiem_queue_length", "Events waiting in the queue", registry=r)
         self.backlogs = Gauge("dsiem_backlogs", "Live backlogs", registry=r)
         self.alarms = Counter("dsiem_alarms_written", "Alarm lines written", registry=r)
+        self.commit_retries = Counter(
+            "dsiem_commit_retries", "Writes retried after a transient fault (disk full, lock)",
+            registry=r,
+        )
+        self.last_commit = Gauge(
+            "dsiem_last_commit_timestamp_seconds",
+            "Unix time of the last successful commit (0: none since start)", registry=r,
+        )
         self.commit_seconds = Histogram(
             "dsiem_commit_seconds", "Latency of one database commit", registry=r,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),

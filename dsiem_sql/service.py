@@ -3,14 +3,19 @@
 One task runs the engine: it takes events from the intake queue in arrival order, runs
 expiry on the wall clock every 10 s, and hands changes to the single database writer in
 group commits. NATS callbacks only enqueue.
+
+The service's tasks run in one `asyncio.TaskGroup`: an unexpected error in any of them stops
+the service at once, with an ERROR naming the cause and `ServiceFailed` for a non-zero exit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,12 +29,17 @@ from dsiem_sql.metrics import Metrics, serve_metrics
 from dsiem_sql.plugins.enricher import Enricher, checkers
 from dsiem_sql.plugins.runner import Lookups
 from dsiem_sql.replay import Batching
+from dsiem_sql.store.errors import StoreError
 
 log = logging.getLogger(__name__)
 
 MAX_EVENT_BYTES = 256 * 1024
 TAKE = 256  # events handled between two yields to the event loop
 DAY = 86400
+
+
+class ServiceFailed(Exception):
+    """The service stopped on a fault; the cause is already logged as an ERROR."""
 
 
 @dataclass(frozen=True)
@@ -54,27 +64,36 @@ class ServeOptions:
     intel_private_ip: bool = False
     expiry_interval: float = 10.0
     watchdog_interval: float = 10.0
+    db_retry_window: float = 60.0
 
 
 class Overload:
-    """SPEC §9.4: `true` on the first pressure signal, `false` `hold` seconds after the last."""
+    """SPEC §9.4: `true` on the first pressure signal, `false` `hold` seconds after the last.
+    While `pressure()` holds (commits failing), the signal stays on."""
 
-    def __init__(self, bus: Bus, hold: float):
-        self.bus, self.hold = bus, hold
+    def __init__(self, bus: Bus, hold: float, pressure: Callable[[], bool] = lambda: False):
+        self.bus, self.hold, self.pressure = bus, hold, pressure
         self.active = False
         self.until = 0.0
+        self._raised = asyncio.Event()
 
     def signal(self) -> None:
         self.until = time.monotonic() + self.hold
-        if self.active:
-            return
-        self.active = True
-        asyncio.get_running_loop().create_task(self._send(True))
+        if not self.active:
+            self._raised.set()
 
     async def run(self) -> None:
         while True:
-            await asyncio.sleep(min(self.hold, 1.0) / 4)
-            if self.active and time.monotonic() >= self.until:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._raised.wait(), min(self.hold, 1.0) / 4)
+            self._raised.clear()
+            now = time.monotonic()
+            if self.pressure():
+                self.until = now + self.hold
+            if not self.active and now < self.until:
+                self.active = True
+                await self._send(True)
+            elif self.active and now >= self.until:
                 self.active = False
                 await self._send(False)
 
@@ -96,8 +115,26 @@ class Service:
         self.processed = 0
         self.proc_seconds = 0.0
         self.ready = False
-        self._synced = {"received": 0, "dropped": 0, "processed": 0}
+        self._synced = {"received": 0, "dropped": 0, "processed": 0, "retries": 0}
         self.lookups = Lookups(None)
+        self.bus: Bus | None = None
+        self.store = None
+        self.worker: asyncio.Task[None] | None = None
+        self.turned = 0.0  # monotonic time the worker last went round its loop
+
+    def healthy(self) -> bool:
+        """Whether the service can make progress now: subscribed and connected to NATS, the
+        worker running and going round, commits succeeding."""
+        return (
+            self.ready
+            and self.bus is not None
+            and self.bus.connected
+            and self.worker is not None
+            and not self.worker.done()
+            and time.monotonic() - self.turned < 3 * self.options.expiry_interval
+            and self.store is not None
+            and not self.store.failing
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         from dsiem_sql.store.store import Store
@@ -108,10 +145,13 @@ class Service:
             log.info("downloaded %d config files from %s", count, o.frontend)
         config = load_config(o.configs)
         engine = Engine(config, self.engine_options, clock=wall_clock)
-        store = Store(o.db, o.logs, o.db_sync)  # type: ignore[arg-type]
+        store = Store(o.db, o.logs, o.db_sync, retry_window=o.db_retry_window)  # type: ignore[arg-type]
         await store.open()
+        self.store = store
+        self.metrics.last_commit.set_function(lambda: store.last_commit)
         metrics_server = None
-        bus = Bus(o.nats, self.intake.put)
+        bus = self.bus = Bus(o.nats, self.intake.put)
+        failed = False
         try:
             resumed = await store.load(engine, with_backlogs=o.reload_backlogs)
             if o.reload_backlogs:
@@ -122,7 +162,7 @@ class Service:
             await store.prune(wall_clock() - o.retention_days * DAY)
             if o.metrics_port is not None:
                 metrics_server = await serve_metrics(
-                    self.metrics, o.metrics_host, o.metrics_port, lambda: self.ready
+                    self.metrics, o.metrics_host, o.metrics_port, self.healthy
                 )
             if not await bus.start(stop):
                 return
@@ -134,30 +174,45 @@ class Service:
             async with enricher:
                 self.lookups = Lookups(enricher)
                 await self._serve(engine, store, bus, stop)
+        except ServiceFailed:
+            failed = True
+            raise
         finally:
-            await store.close()
-            await bus.close()
+            self.ready = False
+            await store.close(abort=failed)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(bus.close(), 1 if failed else None)
             if metrics_server is not None:
                 metrics_server.close()
         log.info("stopped: %d events processed", self.processed)
 
     async def _serve(self, engine: Engine, store, bus: Bus, stop: asyncio.Event) -> None:
-        """Correlate until `stop`; then drain the queue and the lookups, and commit."""
-        overload = Overload(bus, self.options.hold_duration)
-        helpers = [
-            asyncio.create_task(overload.run()),
-            asyncio.create_task(self._watchdog(engine)),
-        ]
-        self.ready = True
-        worker = asyncio.create_task(self._work(engine, store, overload))
-        await stop.wait()
-        log.info("stopping: no new events, draining %d queued", len(self.intake))
-        self.ready = False
-        await bus.stop_intake()
-        self.intake.close()
-        await worker
-        for task in helpers:
-            task.cancel()
+        """Correlate until `stop`; then drain the queue and the lookups, and commit. A task
+        that fails stops the others and the service (`ServiceFailed`)."""
+        overload = Overload(bus, self.options.hold_duration, lambda: store.failing)
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                helpers = [
+                    tasks.create_task(overload.run(), name="overload"),
+                    tasks.create_task(self._watchdog(engine), name="watchdog"),
+                ]
+                self.turned = time.monotonic()
+                self.worker = tasks.create_task(self._work(engine, store, overload),
+                                                name="worker")
+                self.ready = True
+                await stop.wait()
+                log.info("stopping: no new events, draining %d queued", len(self.intake))
+                self.ready = False
+                await bus.stop_intake()
+                self.intake.close()
+                await self.worker
+                for task in helpers:
+                    task.cancel()
+        except Exception as failure:  # the TaskGroup's ExceptionGroup
+            cause = _first_cause(failure)
+            log.error("stopping on a fault: %s", _describe(cause),
+                      exc_info=None if isinstance(cause, StoreError) else cause)
+            raise ServiceFailed(_describe(cause)) from None
 
     async def _import_legacy(self, engine: Engine, store) -> None:
         """A swapped-in legacy deployment: import `<logs>/backlogs/*.json`, remove what was
@@ -184,11 +239,13 @@ class Service:
         next_prune = last_commit + 3600
         max_delay_ns = o.max_delay * 1_000_000_000
         while True:
-            now = time.monotonic()
+            now = self.turned = time.monotonic()
             deadline = min(next_expiry, last_commit + interval if batch else next_expiry)
-            if self.lookups.pending or self.lookups.done:  # pick up their results soon
-                deadline = min(deadline, now + interval)
+            if self.lookups.pending or self.lookups.done or store.writing:
+                deadline = min(deadline, now + interval)  # pick up their outcome soon
             await self.intake.wait(max(0.0, deadline - now))
+            if not store.writing:
+                await store.flush()  # raises the error of a write that failed
             started = time.perf_counter()
             for payload in self.intake.take(TAKE):
                 event = self._decode(payload)
@@ -208,6 +265,8 @@ class Service:
             if now >= next_expiry:
                 engine.expire(into=batch)
                 next_expiry = now + o.expiry_interval
+                if await store.checkpoint():
+                    log.info("%s: the WAL, grown while a reader held it, is truncated", o.db)
             drained = self.intake.closed and not len(self.intake)
             if drained:  # nothing is lost at the end: wait for the lookups in flight
                 self.lookups.start(batch)
@@ -252,10 +311,11 @@ class Service:
     def _sync_metrics(self, engine: Engine) -> None:
         m, synced = self.metrics, self._synced
         now = {"received": self.intake.received, "dropped": self.intake.dropped,
-               "processed": self.processed}
+               "processed": self.processed, "retries": self.store.retries if self.store else 0}
         m.received.inc(now["received"] - synced["received"])
         m.dropped.inc(now["dropped"] - synced["dropped"])
         m.processed.inc(now["processed"] - synced["processed"])
+        m.commit_retries.inc(now["retries"] - synced["retries"])
         m.queue_length.set(len(self.intake))
         m.backlogs.set(len(engine.backlogs))
         self._synced = now
@@ -295,7 +355,8 @@ class Service:
 
 
 def run_service(options: ServeOptions, engine_options: EngineOptions) -> None:
-    """Run until SIGTERM, SIGINT or SIGHUP; then drain, commit and return."""
+    """Run until SIGTERM, SIGINT or SIGHUP; then drain, commit and return. Raises
+    `ServiceFailed` when a fault stopped the service."""
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -305,3 +366,15 @@ def run_service(options: ServeOptions, engine_options: EngineOptions) -> None:
         await Service(options, engine_options).run(stop)
 
     asyncio.run(main())
+
+
+def _first_cause(group: BaseException) -> BaseException:
+    while isinstance(group, BaseExceptionGroup):  # the first task that failed
+        group = group.exceptions[0]
+    return group
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, StoreError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -98,6 +98,10 @@ class Bus:
         log.info("connected to %s, subscribed to %s", where, EVENTS_SUBJECT)
         return True
 
+    @property
+    def connected(self) -> bool:
+        return self.client is not None and self.client.is_connected
+
     async def _on_msg(self, msg: Msg) -> None:
         self.on_event(msg.data)
 
@@ -115,6 +119,7 @@ class Bus:
                 log.warning("draining the NATS connection failed: %s", exc)
 
     async def close(self) -> None:
+        self.closing = True
         if self.client is not None and not self.client.is_closed:
             await self.client.close()
 

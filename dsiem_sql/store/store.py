@@ -11,10 +11,13 @@ commit order.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import sqlite3
+import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import chain
@@ -31,6 +34,7 @@ from dsiem_sql.engine import Changes, Engine
 from dsiem_sql.output import ALARM_EVENTS_FILE, ALARMS_FILE
 from dsiem_sql.store import rows
 from dsiem_sql.store.database import (
+    BUSY_TIMEOUT_MS,
     StoreError,
     Sync,
     WriterLock,
@@ -54,6 +58,11 @@ from dsiem_sql.store.schema import (
 log = logging.getLogger(__name__)
 
 FILES = {rows.ALARMS: ALARMS_FILE, rows.ALARM_EVENTS: ALARM_EVENTS_FILE}
+# Faults that pass by themselves: a full disk, a lock held too long, a failing write.
+TRANSIENT_SQLITE = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED,
+                    sqlite3.SQLITE_IOERR}
+TRANSIENT_OS = {errno.ENOSPC, errno.EDQUOT, errno.EIO}
+WAL_LIMIT = 4 * 1024 * 1024  # a WAL above this is truncated once no reader holds it
 
 
 def _upsert(table, keys: list[str]):
@@ -102,12 +111,23 @@ class _OutputFile:
 
 
 class Store:
-    def __init__(self, path: Path | str, out_dir: Path | str | None, sync: Sync = "normal"):
+    def __init__(
+        self,
+        path: Path | str,
+        out_dir: Path | str | None,
+        sync: Sync = "normal",
+        retry_window: float = 0.0,
+    ):
         """`out_dir` holds the output files; None for tools that write no output line
-        (they then leave the outbox alone)."""
+        (they then leave the outbox alone). A write that fails with a transient fault is
+        retried with backoff for `retry_window` seconds before its error is raised."""
         self.path = Path(path)
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.sync = sync
+        self.retry_window = retry_window
+        self.failing_since: float | None = None  # monotonic time of the first failed try
+        self.retries = 0
+        self.last_commit = 0.0  # wall-clock time of the last successful commit
         self.engine: AsyncEngine | None = None
         self._lock = WriterLock(self.path)
         self._versions: dict[str, int] = {}  # definition sha -> directive_versions.id
@@ -258,10 +278,57 @@ class Store:
         self._writer = asyncio.get_running_loop().create_task(self._write(batch))
 
     async def flush(self) -> None:
-        """Wait until every batch handed to `commit` is committed and written out."""
+        """Wait until every batch handed to `commit` is committed and written out; raise
+        the writer's error if it failed."""
         if self._writer is not None:
             writer, self._writer = self._writer, None
             await writer
+
+    @property
+    def writing(self) -> bool:
+        """A batch is being written."""
+        return self._writer is not None and not self._writer.done()
+
+    @property
+    def failing(self) -> bool:
+        """The current write has failed at least once and is being retried."""
+        return self.failing_since is not None
+
+    async def _retrying(self, what: str, attempt: Callable[[], Awaitable[None]]) -> None:
+        """Run `attempt`; retry it with backoff while it fails with a transient fault, for
+        at most `retry_window` seconds from the first failure."""
+        delay = 0.1
+        while True:
+            try:
+                await attempt()
+            except Exception as exc:
+                cause = transient_cause(exc)
+                if cause is None:
+                    if isinstance(getattr(exc, "orig", exc), sqlite3.Error):
+                        error = describe_error(exc, self.path)
+                        raise StoreError(f"cannot {what}: {error}") from exc
+                    raise
+                now = time.monotonic()
+                if self.failing_since is None:
+                    self.failing_since = now
+                failing = now - self.failing_since
+                if failing >= self.retry_window:
+                    raise StoreError(
+                        f"{self.path}: cannot {what} for {failing:.0f} s: {cause}"
+                    ) from None
+                self.retries += 1
+                log.warning(
+                    "cannot %s: %s; retry %d in %.1f s (failing for %.0f s, giving up after "
+                    "%.0f s)", what, cause, self.retries, delay, failing, self.retry_window,
+                )
+                await asyncio.sleep(min(delay, self.retry_window - failing))
+                delay = min(delay * 2, 5.0)
+            else:
+                if self.failing_since is not None:
+                    log.warning("%s: writing again after %.1f s of failures", self.path,
+                                time.monotonic() - self.failing_since)
+                    self.failing_since = None
+                return
 
     def _snapshot(
         self,
@@ -295,6 +362,15 @@ class Store:
         return batch
 
     async def _write(self, batch: _Batch) -> None:
+        await self._retrying("commit", lambda: self._transaction(batch))
+        self.last_commit = time.time()
+
+        async def append() -> None:
+            self._append(batch.outbox)
+
+        await self._retrying("append the output lines", append)
+
+    async def _transaction(self, batch: _Batch) -> None:
         assert self.engine is not None
         async with self.engine.begin() as conn:
             if batch.backlogs:
@@ -317,8 +393,10 @@ class Store:
                 await conn.execute(
                     UPSERT_PROGRESS, {"source": source, "line": line, "offset": offset}
                 )
+            confirmed = self._unconfirmed
             await self._confirm_written(conn)
-        self._append(batch.outbox)
+        if confirmed:
+            self._unconfirmed = False
 
     async def start_import(
         self, found: rows.ImportRows, definition: DirectiveConfig, next_seq: int
@@ -345,19 +423,59 @@ class Store:
 
     async def prune(self, before: int) -> int:
         """Delete ended backlogs (and their stages and event links) ended before `before`."""
-        assert self.engine is not None
         await self.flush()
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                delete(backlogs).where(backlogs.c.state != "live", backlogs.c.ended_time < before)
-            )
-        return result.rowcount or 0
+        deleted = 0
 
-    async def close(self) -> None:
+        async def attempt() -> None:
+            nonlocal deleted
+            assert self.engine is not None
+            async with self.engine.begin() as conn:
+                result = await conn.execute(
+                    delete(backlogs).where(
+                        backlogs.c.state != "live", backlogs.c.ended_time < before
+                    )
+                )
+            deleted = result.rowcount or 0
+
+        await self._retrying("delete ended backlogs", attempt)
+        return deleted
+
+    async def checkpoint(self) -> bool:
+        """Truncate a WAL that grew past `WAL_LIMIT` (while a long reader held an old
+        snapshot) once no reader needs it; returns whether it was truncated. Never waits
+        for a reader."""
+        assert self.engine is not None
+        try:
+            if os.stat(f"{self.path}-wal").st_size <= WAL_LIMIT:
+                return False
+        except FileNotFoundError:
+            return False
+        await self.flush()
+        async with self.engine.connect() as conn:
+            await conn.exec_driver_sql("PRAGMA busy_timeout = 0")
+            try:
+                busy, _, _ = (
+                    await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                ).one()
+            finally:
+                await conn.exec_driver_sql(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        return not busy
+
+    async def close(self, abort: bool = False) -> None:
+        """Finish the writes under way and close. With `abort` (the service is failing),
+        stop the write under way instead: what it committed is recovered at the next
+        start."""
         try:
             if self._importer is not None:
                 self._importer.close()  # after its running transaction, if any
                 self._importer = None
+            if self.engine is not None and abort:
+                if self._writer is not None:
+                    self._writer.cancel()
+                    await asyncio.gather(self._writer, return_exceptions=True)
+                    self._writer = None
+                await self.engine.dispose()
+                self.engine = None
             if self.engine is not None:
                 await self.flush()
                 if self._unconfirmed:
@@ -392,7 +510,11 @@ class Store:
             by_file[r[1]].append(r)
         for file, items in by_file.items():
             state = self._files[file]
+            if state.written_seq >= items[-1][0]:
+                continue  # an earlier try of this batch wrote them
             with state.path.open("ab") as f:
+                if os.fstat(f.fileno()).st_size > state.size:
+                    f.truncate(state.size)  # what a failed try left of its lines
                 f.write("".join(line + "\n" for _, _, line in items).encode())
                 f.flush()
                 if self.sync == "full":
@@ -413,7 +535,6 @@ class Store:
             ],
         )
         await conn.execute(delete(outbox).where(outbox.c.seq <= self._written_upto))
-        self._unconfirmed = False
 
     async def _recover_outbox(self, conn: AsyncConnection) -> None:
         recorded = {r.file: r for r in (await conn.execute(select(output_files))).all()}
@@ -541,6 +662,17 @@ async def _insert_many(
         f"VALUES ({', '.join('?' * len(keys))}){conflict}",
         items,
     )
+
+
+def transient_cause(exc: BaseException) -> str | None:
+    """What went wrong, if `exc` is a fault that can pass by itself; else None."""
+    orig = getattr(exc, "orig", None) or exc
+    if isinstance(orig, sqlite3.Error):
+        code = getattr(orig, "sqlite_errorcode", 0) & 0xFF
+        return str(orig) if code in TRANSIENT_SQLITE else None
+    if isinstance(orig, OSError) and orig.errno in TRANSIENT_OS:
+        return f"{orig.filename}: {orig.strerror}" if orig.filename else str(orig.strerror)
+    return None
 
 
 def _lines_already_written(path: Path, recorded: Any, lines: list[str]) -> int:

@@ -71,10 +71,10 @@ class Serve:
     """One `dsiem-sql serve` process with its own database and logs directory."""
 
     def __init__(self, workdir: Path, nats_url: str, configs: Path = EXAMPLES / "configs",
-                 node: str = "dsiem-backend-0", *extra: str):
+                 node: str = "dsiem-backend-0", *extra: str, db: Path | None = None):
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
-        self.db = workdir / "dsiem.db"
+        self.db = workdir / "dsiem.db" if db is None else db
         self.logs = workdir / "logs"
         self.metrics_port = free_port()
         self.args = [
