@@ -1,7 +1,8 @@
 """Normalized events (SPEC §2): decoding and validity.
 
 Decoding is strict (a port given as a string drops the event) except that JSON `null` means
-"absent". Addresses are kept as canonical text. The validity rule is [R]'s (§13 row 1).
+"absent". Addresses are kept as canonical text. The validity rule is [R]'s (§13 row 1) without
+the title, which may be empty as in [M] and [G] (issue 10).
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class Event(BaseModel):
 
     def validity_error(self) -> str | None:
         """Why the event is not valid, or None."""
-        for name in ("event_id", "title", "sensor"):
+        for name in ("event_id", "sensor"):
             if getattr(self, name) == "":
                 return f"{name} is empty"
         if (self.plugin_id and self.plugin_sid) or (self.product and self.category):
