@@ -265,7 +265,10 @@ class Engine:
         self._update_alarm(b, ch, lookups=True)
 
     def _append(self, b: Backlog, stage: Stage, e: Event, ch: Changes) -> None:
-        stage.event_ids[e.event_id] = None
+        # one record per (backlog, stage, event id), the key of the store's `stage_events`
+        if e.event_id not in stage.event_ids:
+            stage.event_ids[e.event_id] = None
+            ch.links.append(EventLink(b.id, stage.number, e.event_id))
         b.event_ids.add(e.event_id)
         _add_ip(b.src_ips, e.src_ip)
         _add_ip(b.dst_ips, e.dst_ip)
@@ -283,7 +286,6 @@ class Engine:
             b.last_dstport = e.dst_port
             b.dst_sockets[_socket(e.dst_ip, e.dst_port)] = None
         b.update_time = self.clock()
-        ch.links.append(EventLink(b.id, stage.number, e.event_id))
         ch.touch(b)
 
     def _record_sticky(self, stage: Stage, e: Event) -> None:

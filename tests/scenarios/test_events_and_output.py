@@ -12,3 +12,15 @@ def test_an_event_without_title_correlates_and_the_alarm_title_is_the_directives
            event("2", T0 + 1, "10.0.0.1", "10.0.0.2", title=""))
     assert h.links == [("b1", 1, "1"), ("b1", 2, "2")]
     assert [a["title"] for a in h.alarms] == ["Untitled source 10.0.0.1"] * 2
+
+
+def test_a_repeated_event_id_is_one_link_per_backlog_and_stage():
+    """The store keeps one `stage_events` row per (backlog, stage, event id); the alarm-events
+    file must hold the same records, so a copy of an event writes no second line."""
+    h = Harness([directive(1, [rule(1), rule(2, occurrence=5, timeout=60)])])
+    h.feed(event("1", T0, "10.0.0.1", "10.0.0.2"))
+    copies = h.feed(*(event("2", T0 + 1, "10.0.0.1", "10.0.0.2") for _ in range(5)))
+    assert copies.links == [("b1", 2, "2")]
+    h.feed(event("1", T0 + 2, "10.0.0.1", "10.0.0.2"))  # stage 1's event, now in stage 2
+    assert h.links == [("b1", 1, "1"), ("b1", 2, "2"), ("b1", 2, "1")]
+    assert h.stage_events("b1") == [["1"], ["2", "1"]]
