@@ -377,11 +377,14 @@ def _resolve_chained(rules: list[Rule], e: Event) -> list[Rule]:
 
     In array order, `:N` copies the already resolved text of rule N, or the creating event's
     value when that text is a keyword (ANY, HOME_NET, !HOME_NET for addresses, ANY otherwise).
+    Go does not resolve `protocol`: a reference there stays literal, as in Go's alarms.
     """
     resolved: list[Rule] = [rules[0]]
     for rule in rules[1:]:
         changes = {}
         for attr, n in rule.references:
+            if attr == "protocol":
+                continue
             text = getattr(resolved[n - 1], attr)
             keywords = ADDRESS_KEYWORDS if attr in ("from_", "to") else ("ANY",)
             changes[attr] = FirstEvent.of(e).text(attr) if text in keywords else text

@@ -1,6 +1,7 @@
 """Issue 10, events and output: events without a title, repeated event ids, and protocol
 references in `--reference-mode rule`."""
 
+import pytest
 from harness import T0, Harness, directive, event, rule
 
 
@@ -24,3 +25,25 @@ def test_a_repeated_event_id_is_one_link_per_backlog_and_stage():
     h.feed(event("1", T0 + 2, "10.0.0.1", "10.0.0.2"))  # stage 1's event, now in stage 2
     assert h.links == [("b1", 1, "1"), ("b1", 2, "2"), ("b1", 2, "1")]
     assert h.stage_events("b1") == [["1"], ["2", "1"]]
+
+
+@pytest.mark.parametrize(
+    ("mode", "match_protocol", "shown"),
+    [
+        pytest.param("value", False, "ICMP", id="value-mode-resolves"),
+        pytest.param("value", True, "ICMP", id="value-mode-resolves-and-matches"),
+        pytest.param("rule", False, ":1", id="rule-mode-literal-as-go"),
+        pytest.param("rule", True, ":1", id="rule-mode-literal-not-matched"),
+    ],
+)
+def test_protocol_reference_stays_literal_in_rule_mode(mode, match_protocol, shown):
+    """Go Dsiem resolves references in addresses, ports and custom data only, so its alarms
+    show `"protocol": ":1"`; rule mode reproduces that. With `--match-protocol` such a literal
+    reference is not checked: it stands for no value."""
+    d = directive(1, [rule(1), rule(2, timeout=60, protocol=":1", **{"from": ":1"})],
+                  priority=5)
+    h = Harness([d], reference_mode=mode, match_protocol=match_protocol)
+    h.feed(event("1", T0, "10.0.0.1", "10.0.0.2", protocol="ICMP"),
+           event("2", T0 + 1, "10.0.0.1", "10.0.0.2", protocol="ICMP"))
+    assert h.links == [("b1", 1, "1"), ("b1", 2, "2")]
+    assert [a["rules"][1]["protocol"] for a in h.alarms] == [shown, shown]
