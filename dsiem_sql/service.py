@@ -20,6 +20,7 @@ from dsiem_sql.config.download import download_config
 from dsiem_sql.engine import Changes, Engine, EngineOptions, InvalidEvent, decode_event
 from dsiem_sql.engine.engine import wall_clock
 from dsiem_sql.intake import Intake
+from dsiem_sql.logs import RateLimitedLog
 from dsiem_sql.metrics import Metrics, serve_metrics
 from dsiem_sql.plugins.enricher import Enricher, checkers
 from dsiem_sql.plugins.runner import Lookups
@@ -93,6 +94,7 @@ class Service:
         self.metrics = Metrics()
         self.intake = Intake(options.max_queue)
         self.invalid = 0
+        self.invalid_log = RateLimitedLog(log, "invalid events")
         self.processed = 0
         self.proc_seconds = 0.0
         self.ready = False
@@ -226,6 +228,7 @@ class Service:
             if now >= next_prune:
                 await store.prune(wall_clock() - o.retention_days * DAY)
                 next_prune = now + 3600
+            self.invalid_log.flush(force=drained)
             if drained:
                 return
             await asyncio.sleep(0)  # let NATS hand over more events
@@ -238,7 +241,7 @@ class Service:
         except InvalidEvent as exc:
             self.invalid += 1
             self.metrics.invalid.inc()
-            log.warning("%s, skipping it", exc)
+            self.invalid_log.warning("%s, skipping it", exc)
             return None
 
     async def _commit(self, store, engine: Engine, batch: Changes) -> None:

@@ -30,6 +30,7 @@ from dsiem_sql.engine.state import (
     EventLink,
     Stage,
 )
+from dsiem_sql.logtext import shown
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,8 @@ class Engine:
         for b in d.backlogs:
             if e.event_id in b.event_ids:
                 log.debug(
-                    "skipping backlog creation for event %s, it's used in %s", e.event_id, b.id
+                    "skipping backlog creation for event %s, it's used in %s",
+                    shown(e.event_id), b.id,
                 )
                 return False
         if not d.rules[0].matches(e, self.assets, *self._match_args):
@@ -200,7 +202,7 @@ class Engine:
             log.debug("backlog can't find new unique value in stickydiff field %s", sticky)
             return True
         if e.ts < b.previous_end:
-            log.warning("discarded out of order event %s in backlog %s", e.event_id, b.id)
+            log.warning("discarded out of order event %s in backlog %s", shown(e.event_id), b.id)
             return True
         self._record_sticky(cur, e)
         self._accept(b, cur, e, ch)

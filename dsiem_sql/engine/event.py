@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from dsiem_sql.config.netparse import canonical_ip
+from dsiem_sql.logtext import shown
 
 U16 = Annotated[int, Field(ge=0, le=65535)]
 U64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
@@ -31,7 +32,7 @@ U64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
 def _canonical_ip(text: str) -> str:
     canonical = canonical_ip(text)
     if canonical is None:
-        raise ValueError(f"{text!r} is not a valid IP address")
+        raise ValueError(f"{shown(repr(text))} is not a valid IP address")
     return canonical
 
 
@@ -135,5 +136,5 @@ def decode_event(data: str | bytes) -> Event:
         raise InvalidEvent(f"cannot parse event: {where}: {err['msg']}") from None
     reason = event.validity_error()
     if reason is not None:
-        raise InvalidEvent(f"event {event.event_id} is not valid: {reason}")
+        raise InvalidEvent(f"event {shown(event.event_id)} is not valid: {reason}")
     return event

@@ -170,3 +170,15 @@ def test_copies_of_an_event_are_one_record_in_the_file_and_the_database(tmp_path
         con.close()
     assert [(x["alarm_id"], x["stage"], x["event_id"]) for x in links] == rows
     assert [event_id for _, _, event_id in rows] == ["ping-01", "ping-02"]
+
+
+def test_a_flood_of_bad_lines_logs_a_few_warnings_and_a_count(tmp_path):
+    """Issue 10: at most 10 bad-line warnings a second, the rest counted in a summary line."""
+    run = replay(tmp_path, events="-", stdin=b"not an event\n" * 500)
+    assert run.returncode == 0, run.stderr
+    assert summary(run.stdout)["invalid"] == "500"
+    lines = run.stderr.decode().splitlines()
+    one_by_one = sum("cannot parse event" in line for line in lines)
+    summed = sum(int(m.group(1)) for line in lines
+                 if (m := re.search(r"… and (\d+) more invalid events in the last", line)))
+    assert one_by_one < 100 and one_by_one + summed == 500

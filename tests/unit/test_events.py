@@ -390,3 +390,19 @@ def test_ipv6_scope_id_is_not_an_address():
             '{"event_id":"x","timestamp":"2024-05-01T10:00:00Z","title":"t","sensor":"s",'
             '"plugin_id":1,"plugin_sid":1,"src_ip":"fe80::1%eth0","dst_ip":"10.0.0.1"}'
         )
+
+
+@pytest.mark.parametrize(
+    ("changes", "start"),
+    [
+        pytest.param({"event_id": "x" * 100_000, "sensor": ""}, "event xxx", id="event_id"),
+        pytest.param({"src_ip": "1" * 100_000}, "cannot parse event: src_ip", id="src_ip"),
+    ],
+)
+def test_the_reason_shows_a_long_value_cut(changes: dict[str, Any], start: str) -> None:
+    """Issue 10: the reason is logged; a 100 KB value must not be logged whole."""
+    with pytest.raises(InvalidEvent) as info:
+        decode({**VALID, **changes})
+    message = str(info.value)
+    assert message.startswith(start) and "…(+998" in message
+    assert len(message) < 300
