@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from dsiem_sql.engine import Backlog, Engine
 from dsiem_sql.legacy import SAVED_FILE, Skip, to_backlog
+from dsiem_sql.logtext import shown
 from dsiem_sql.store import rows
 from dsiem_sql.store.rows import ImportRows
 
@@ -95,7 +96,7 @@ def read_file(path: Path, engine: Engine) -> tuple[FileResult, list[Backlog]]:
         try:
             converted.append(to_backlog(item, directive, engine.options, 0).backlog)
         except Skip as reason:
-            log.warning("%s: skipping backlog %s: %s", path, item["alarm_id"], reason)
+            log.warning("%s: skipping backlog %s: %s", path, shown(item["alarm_id"]), reason)
             result.skipped[str(reason)] += 1
     return result, converted
 

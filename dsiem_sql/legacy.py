@@ -22,6 +22,7 @@ from dsiem_sql.config.validate import STICKY_FIELDS
 from dsiem_sql.engine.engine import EngineOptions
 from dsiem_sql.engine.rules import REFERENCE_TARGETS, Rule, reference_of
 from dsiem_sql.engine.state import Backlog, Directive, Stage
+from dsiem_sql.logtext import shown
 
 # The saved formats are TypedDicts, not models: pydantic validates a file of thousands of
 # backlogs into plain dicts about twice as fast. Optional keys get their defaults from
@@ -232,7 +233,7 @@ def to_backlog(
     """The engine backlog a saved one stands for (SPEC §11.3), or `Skip` with the reason."""
     name, title = directive.config.name, saved["title"]
     if not title_matches(name, title):
-        raise Skip(f"different title detected: {name!r} vs {title!r}")
+        raise Skip(f"different title detected: {name!r} vs {shown(repr(title))}")
     item: dict[str, Any] = {**BACKLOG_DEFAULTS, **saved}
     saved_rules = [{**RULE_DEFAULTS, **r} for r in item["rules"]]
     stages_numbers = [r["stage"] for r in saved_rules]
@@ -309,6 +310,6 @@ def _ips(values: list[str]) -> list[str]:
     for v in values:
         ip = canonical_ip(v)
         if ip is None:
-            raise Skip(f"{v!r} is not an IP address")
+            raise Skip(f"{shown(repr(v))} is not an IP address")
         out.append(ip)
     return out

@@ -19,6 +19,7 @@ from typing import Protocol
 from dsiem_sql.config.loader import Config
 from dsiem_sql.engine import Changes, Engine, InvalidEvent, Stats, decode_event
 from dsiem_sql.engine.engine import wall_clock
+from dsiem_sql.logs import RateLimitedLog
 from dsiem_sql.output import OutputFiles
 from dsiem_sql.plugins.enricher import Enricher, checkers
 from dsiem_sql.plugins.runner import Lookups
@@ -114,6 +115,7 @@ async def replay(
     batch = Changes()
     interval = batching.interval_ms / 1000
     last_commit = time.monotonic()
+    invalid_log = RateLimitedLog(log, "invalid events")
     for text in lines:
         line += 1
         offset += len(text)
@@ -124,7 +126,7 @@ async def replay(
             event = decode_event(text)
         except InvalidEvent as exc:
             summary.invalid += 1
-            log.warning("line %d: %s, skipping it", line, exc)
+            invalid_log.warning("line %d: %s, skipping it", line, exc)
             continue
         if clock.advance(event.ts):
             engine.expire(into=batch)
@@ -139,6 +141,8 @@ async def replay(
             await asyncio.sleep(0)  # let lookups in flight make progress
             batch = Changes()
             last_commit = time.monotonic()
+            invalid_log.flush()
+    invalid_log.flush(force=True)
     summary.event_clock = clock.now
     if final_sweep:
         clock.advance(wall_clock())

@@ -25,6 +25,7 @@ from dsiem_sql.config.download import download_config
 from dsiem_sql.engine import Changes, Engine, EngineOptions, InvalidEvent, decode_event
 from dsiem_sql.engine.engine import wall_clock
 from dsiem_sql.intake import Intake
+from dsiem_sql.logs import RateLimitedLog
 from dsiem_sql.metrics import Metrics, serve_metrics
 from dsiem_sql.plugins.enricher import Enricher, checkers
 from dsiem_sql.plugins.runner import Lookups
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 MAX_EVENT_BYTES = 256 * 1024
 TAKE = 256  # events handled between two yields to the event loop
 DAY = 86400
+STALLED = 10.0  # seconds without a turn of the worker's loop: it is stuck
 
 
 class ServiceFailed(Exception):
@@ -112,6 +114,7 @@ class Service:
         self.metrics = Metrics()
         self.intake = Intake(options.max_queue)
         self.invalid = 0
+        self.invalid_log = RateLimitedLog(log, "invalid events")
         self.processed = 0
         self.proc_seconds = 0.0
         self.ready = False
@@ -131,7 +134,7 @@ class Service:
             and self.bus.connected
             and self.worker is not None
             and not self.worker.done()
-            and time.monotonic() - self.turned < 3 * self.options.expiry_interval
+            and time.monotonic() - self.turned < STALLED
             and self.store is not None
             and not self.store.failing
         )
@@ -240,7 +243,8 @@ class Service:
         max_delay_ns = o.max_delay * 1_000_000_000
         while True:
             now = self.turned = time.monotonic()
-            deadline = min(next_expiry, last_commit + interval if batch else next_expiry)
+            # at least once a second: rate-limited warnings, health and writer faults
+            deadline = min(next_expiry, last_commit + interval if batch else now + 1.0)
             if self.lookups.pending or self.lookups.done or store.writing:
                 deadline = min(deadline, now + interval)  # pick up their outcome soon
             await self.intake.wait(max(0.0, deadline - now))
@@ -285,6 +289,7 @@ class Service:
             if now >= next_prune:
                 await store.prune(wall_clock() - o.retention_days * DAY)
                 next_prune = now + 3600
+            self.invalid_log.flush(force=drained)
             if drained:
                 return
             await asyncio.sleep(0)  # let NATS hand over more events
@@ -297,7 +302,7 @@ class Service:
         except InvalidEvent as exc:
             self.invalid += 1
             self.metrics.invalid.inc()
-            log.warning("%s, skipping it", exc)
+            self.invalid_log.warning("%s, skipping it", exc)
             return None
 
     async def _commit(self, store, engine: Engine, batch: Changes) -> None:

@@ -24,6 +24,7 @@ from dsiem_sql.config.models import (
 )
 from dsiem_sql.config.netparse import ParseError, parse_cidr
 from dsiem_sql.config.validate import InvalidDirective, validate_directive
+from dsiem_sql.logtext import shown
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -110,7 +111,8 @@ def _load_assets(directory: Path, files: list[FileSummary]) -> Assets:
                 raise ConfigError("asset name cannot be empty", path)
             if a.value > 5:
                 log.warning(
-                    "asset %s value %d is above the documented maximum of 5", a.name, a.value
+                    "asset %s value %d is above the documented maximum of 5",
+                    shown(a.name), a.value,
                 )
             assets.append(Asset(a.name, network, a.value, a.whitelisted))
         files.append(FileSummary(path, "assets", assets=len(parsed.assets)))
@@ -163,7 +165,8 @@ def _load_sources(
                 continue
             if source.plugin not in plugins:
                 log.warning(
-                    "unknown plugin %r of source %r, skipping it", source.plugin, source.name
+                    "unknown plugin %s of source %s, skipping it",
+                    shown(repr(source.plugin)), shown(repr(source.name)),
                 )
                 continue
             config_model, message = plugins[source.plugin]

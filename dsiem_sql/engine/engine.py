@@ -30,6 +30,7 @@ from dsiem_sql.engine.state import (
     EventLink,
     Stage,
 )
+from dsiem_sql.logtext import shown
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,8 @@ class Engine:
         for b in d.backlogs:
             if e.event_id in b.event_ids:
                 log.debug(
-                    "skipping backlog creation for event %s, it's used in %s", e.event_id, b.id
+                    "skipping backlog creation for event %s, it's used in %s",
+                    shown(e.event_id), b.id,
                 )
                 return False
         if not d.rules[0].matches(e, self.assets, *self._match_args):
@@ -200,7 +202,7 @@ class Engine:
             log.debug("backlog can't find new unique value in stickydiff field %s", sticky)
             return True
         if e.ts < b.previous_end:
-            log.warning("discarded out of order event %s in backlog %s", e.event_id, b.id)
+            log.warning("discarded out of order event %s in backlog %s", shown(e.event_id), b.id)
             return True
         self._record_sticky(cur, e)
         self._accept(b, cur, e, ch)
@@ -265,7 +267,10 @@ class Engine:
         self._update_alarm(b, ch, lookups=True)
 
     def _append(self, b: Backlog, stage: Stage, e: Event, ch: Changes) -> None:
-        stage.event_ids[e.event_id] = None
+        # one record per (backlog, stage, event id), the key of the store's `stage_events`
+        if e.event_id not in stage.event_ids:
+            stage.event_ids[e.event_id] = None
+            ch.links.append(EventLink(b.id, stage.number, e.event_id))
         b.event_ids.add(e.event_id)
         _add_ip(b.src_ips, e.src_ip)
         _add_ip(b.dst_ips, e.dst_ip)
@@ -283,7 +288,6 @@ class Engine:
             b.last_dstport = e.dst_port
             b.dst_sockets[_socket(e.dst_ip, e.dst_port)] = None
         b.update_time = self.clock()
-        ch.links.append(EventLink(b.id, stage.number, e.event_id))
         ch.touch(b)
 
     def _record_sticky(self, stage: Stage, e: Event) -> None:
@@ -375,11 +379,14 @@ def _resolve_chained(rules: list[Rule], e: Event) -> list[Rule]:
 
     In array order, `:N` copies the already resolved text of rule N, or the creating event's
     value when that text is a keyword (ANY, HOME_NET, !HOME_NET for addresses, ANY otherwise).
+    Go does not resolve `protocol`: a reference there stays literal, as in Go's alarms.
     """
     resolved: list[Rule] = [rules[0]]
     for rule in rules[1:]:
         changes = {}
         for attr, n in rule.references:
+            if attr == "protocol":
+                continue
             text = getattr(resolved[n - 1], attr)
             keywords = ADDRESS_KEYWORDS if attr in ("from_", "to") else ("ANY",)
             changes[attr] = FirstEvent.of(e).text(attr) if text in keywords else text

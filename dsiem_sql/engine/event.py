@@ -1,7 +1,8 @@
 """Normalized events (SPEC §2): decoding and validity.
 
 Decoding is strict (a port given as a string drops the event) except that JSON `null` means
-"absent". Addresses are kept as canonical text. The validity rule is [R]'s (§13 row 1).
+"absent". Addresses are kept as canonical text. The validity rule is [R]'s (§13 row 1) without
+the title, which may be empty as in [M] and [G] (issue 10).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pydantic import (
 )
 
 from dsiem_sql.config.netparse import canonical_ip
+from dsiem_sql.logtext import shown
 
 U16 = Annotated[int, Field(ge=0, le=65535)]
 U64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
@@ -30,7 +32,7 @@ U64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
 def _canonical_ip(text: str) -> str:
     canonical = canonical_ip(text)
     if canonical is None:
-        raise ValueError(f"{text!r} is not a valid IP address")
+        raise ValueError(f"{shown(repr(text))} is not a valid IP address")
     return canonical
 
 
@@ -88,7 +90,7 @@ class Event(BaseModel):
 
     def validity_error(self) -> str | None:
         """Why the event is not valid, or None."""
-        for name in ("event_id", "title", "sensor"):
+        for name in ("event_id", "sensor"):
             if getattr(self, name) == "":
                 return f"{name} is empty"
         if (self.plugin_id and self.plugin_sid) or (self.product and self.category):
@@ -136,5 +138,5 @@ def decode_event(data: str | bytes) -> Event:
         raise InvalidEvent(f"cannot parse event: {type(exc).__name__}: {exc}") from None
     reason = event.validity_error()
     if reason is not None:
-        raise InvalidEvent(f"event {event.event_id} is not valid: {reason}")
+        raise InvalidEvent(f"event {shown(event.event_id)} is not valid: {reason}")
     return event

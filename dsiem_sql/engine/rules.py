@@ -141,6 +141,9 @@ class Rule:
             if n is not None:
                 refs.append((attr, n))
         self.references = tuple(refs)
+        if any(attr == "protocol" for attr, _ in refs):
+            # matched once resolved; left unresolved (rule mode) it stands for no value
+            self.protocol_cond = None
 
     def _compile_custom_data(self) -> None:
         conds = []

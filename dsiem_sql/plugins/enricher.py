@@ -17,6 +17,7 @@ import httpx
 
 from dsiem_sql.config.loader import PluginSetup
 from dsiem_sql.config.models import NesdConfig, WiseConfig
+from dsiem_sql.logtext import shown
 from dsiem_sql.plugins.checkers import CheckFailed, Nesd, Record, Wise
 
 log = logging.getLogger(__name__)
@@ -116,5 +117,7 @@ class Enricher:
             try:
                 return await checker.check(self._client, term)
             except CheckFailed as exc:
-                log.warning("%s check error (%s %s): %s", checker.kind, checker.name, term, exc)
+                log.warning(
+                    "%s check error (%s %s): %s", checker.kind, checker.name, term, shown(exc)
+                )
                 return []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -150,3 +151,34 @@ def test_reference_mode_from_the_environment_changes_the_result(tmp_path):
     assert summary(by_value.stdout)["backlogs opened"] == "3"  # each source its own backlog
     assert summary(by_rule.stdout)["backlogs opened"] == "1"  # the CIDR text was copied
     assert summary(by_rule.stdout)["alarms"] == "1"
+
+
+def test_copies_of_an_event_are_one_record_in_the_file_and_the_database(tmp_path):
+    """Five copies of one ping count once (issue 10): one line and one `alarm_events` row."""
+    lines = (EXAMPLES / "events.jsonl").read_text().splitlines()
+    first, second = lines[0], lines[1]  # ping-01 opens the backlog, ping-02 goes to stage 2
+    events = tmp_path / "copies.jsonl"
+    events.write_text("\n".join([first, *[second] * 5]) + "\n")
+    db = tmp_path / "dsiem.db"
+    run = replay(tmp_path / "out", "--db", str(db), events=str(events))
+    assert run.returncode == 0, run.stderr
+    links = [json.loads(x) for x in (tmp_path / "out" / "siem_alarm_events.json").open()]
+    con = sqlite3.connect(db)
+    try:
+        rows = con.execute("SELECT alarm_id, stage, event_id FROM alarm_events").fetchall()
+    finally:
+        con.close()
+    assert [(x["alarm_id"], x["stage"], x["event_id"]) for x in links] == rows
+    assert [event_id for _, _, event_id in rows] == ["ping-01", "ping-02"]
+
+
+def test_a_flood_of_bad_lines_logs_a_few_warnings_and_a_count(tmp_path):
+    """Issue 10: at most 10 bad-line warnings a second, the rest counted in a summary line."""
+    run = replay(tmp_path, events="-", stdin=b"not an event\n" * 500)
+    assert run.returncode == 0, run.stderr
+    assert summary(run.stdout)["invalid"] == "500"
+    lines = run.stderr.decode().splitlines()
+    one_by_one = sum("cannot parse event" in line for line in lines)
+    summed = sum(int(m.group(1)) for line in lines
+                 if (m := re.search(r"… and (\d+) more invalid events in the last", line)))
+    assert one_by_one < 100 and one_by_one + summed == 500

@@ -4,9 +4,10 @@ the events after them are correlated as usual."""
 from __future__ import annotations
 
 import json
+import re
 import time
 
-from scenario import ping_events, wait_metric
+from scenario import ping_events, wait_metric, wait_until
 from servekit import publish
 
 
@@ -38,4 +39,45 @@ def test_bad_messages_are_skipped_and_the_rest_is_correlated(serve, nats_server)
     assert any("cannot parse event" in w and "src_port" in w for w in warnings)
     assert any("event no-title is not valid" in w for w in warnings)
     assert any("bytes is larger than the limit" in w for w in warnings)
+    assert node.stop() == 0
+
+
+def invalid_events(base: int, ids: list[str]) -> list[dict]:
+    """Pings without plugin ids: decoded, then rejected with their event id in the reason."""
+    template = {k: v for k, v in ping_events(base)[0].items() if k != "event_id"}
+    return [{**template, "event_id": i, "plugin_id": 0, "plugin_sid": 0} for i in ids]
+
+
+def test_event_values_cannot_forge_or_flood_log_lines(serve, nats_server):
+    """Issue 10: a newline in an event id stays escaped on its line; a 100 KB id is cut."""
+    node = serve().start()
+    forged = "a\n2026-01-01 ERROR x: FORGED"
+    publish(nats_server.url, invalid_events(int(time.time()), [forged, "b" * 100_000]))
+    wait_metric(node, "dsiem_events_invalid_total", 2)
+    assert node.stop() == 0
+    lines = node.log.read_text().splitlines()
+    assert not [line for line in lines if line.startswith("2026-01-01 ERROR x: FORGED")]
+    assert any("event a\\n2026-01-01 ERROR x: FORGED is not valid" in line for line in lines)
+    assert any("b" * 200 + "…(+99800 chars) is not valid" in line for line in lines)
+    assert max(len(line) for line in lines) < 1000
+
+
+def test_a_flood_of_invalid_events_logs_a_few_warnings_and_a_count(serve, nats_server):
+    """Issue 10: at most 10 invalid-event warnings a second; the rest are counted in a summary
+    line, which comes without any further event."""
+    node = serve().start()
+    publish(nats_server.url, invalid_events(int(time.time()), [f"bad-{i}" for i in range(500)]))
+    wait_metric(node, "dsiem_events_invalid_total", 500)
+
+    def logged() -> tuple[int, int]:
+        lines = node.log.read_text().splitlines()
+        one_by_one = sum("is not valid" in line for line in lines)
+        summed = sum(int(m.group(1)) for line in lines
+                     if (m := re.search(r"… and (\d+) more invalid events in the last", line)))
+        return one_by_one, summed
+
+    wait_until(lambda: f"500 invalid events in the log, got {logged()}",
+               lambda: sum(logged()) == 500, timeout=30)
+    one_by_one, summed = logged()
+    assert one_by_one < 100 and summed > 400
     assert node.stop() == 0

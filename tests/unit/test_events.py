@@ -1,8 +1,10 @@
 """Normalized events: decoding and validity, SPEC §2, test vectors §14.8.
 
-The project follows [R]'s validity rule (§2.2, §13 row 1): event_id, title and sensor non-empty
-AND (plugin_id and plugin_sid non-zero OR product and category non-empty); ports and protocol are
-optional keys; JSON null means "absent"; any other wrong JSON type drops the event.
+The project follows [R]'s validity rule (§2.2, §13 row 1) except for the title: event_id and
+sensor non-empty AND (plugin_id and plugin_sid non-zero OR product and category non-empty). The
+title is optional and may be empty, as in [M] and [G] (issue 10 overrides §13 row 1 there).
+Ports and protocol are optional keys; JSON null means "absent"; any other wrong JSON type drops
+the event.
 """
 
 from __future__ import annotations
@@ -76,8 +78,8 @@ def is_valid(obj: dict[str, Any]) -> bool:
     ("changes", "expected"),
     [
         # [M] `{event_id "foo", plugin_id 1001, plugin_sid 1}` with the other fields at their
-        # defaults is valid in [M]. Under our [R] rule it needs title and sensor too, so the
-        # row is run with them set (the plugin/taxonomy part of the rule is what it tests) ...
+        # defaults is valid in [M]. Under our [R] rule it needs a sensor too, so the row is
+        # run with it set (the plugin/taxonomy part of the rule is what it tests) ...
         pytest.param({}, True, id="14.8-M-plugin-1001/1-valid"),
         pytest.param({"plugin_id": 0}, False, id="14.8-M-plugin-id-0-invalid"),
         pytest.param(
@@ -85,8 +87,10 @@ def is_valid(obj: dict[str, Any]) -> bool:
             True,
             id="14.8-M-taxonomy-valid",
         ),
-        # ... and, literally, with empty title and sensor it is invalid for us ([R] rule).
+        # ... and, literally, with empty title and sensor it is invalid for us ([R] rule) ...
         pytest.param({"title": "", "sensor": ""}, False, id="14.8-M-literal-R-rule-invalid"),
+        # ... but only for the sensor: issue 10 overrides §13 row 1 for the title ([M], [G]).
+        pytest.param({"title": ""}, True, id="issue10-M-empty-title-valid"),
         pytest.param({"plugin_sid": 0}, False, id="2.2-plugin-sid-0-invalid"),
         pytest.param(
             {"plugin_id": 0, "product": "iptables"}, False, id="2.2-product-without-category"
@@ -182,6 +186,8 @@ def test_m_whitelisted_src_ip_is_dropped(caplog: pytest.LogCaptureFixture) -> No
 # §14.8 [R] rows: setting the mandatory fields one by one (the changes accumulate)
 # --------------------------------------------------------------------------------------------
 
+# [R] requires the title too; issue 10 overrides that (the title is optional, as in [M] and
+# [G]). The steps still hold: until the sensor and the plugin ids are set, nothing is valid.
 R_STEPS: list[tuple[str, dict[str, Any], bool]] = [
     ("default", {}, False),
     ("event_id", {"event_id": "id"}, False),
@@ -342,7 +348,6 @@ def test_unparsable_payloads(payload: str | bytes) -> None:
     ("changes", "reason"),
     [
         pytest.param({"event_id": ""}, "event_id is empty", id="2.2-empty-event_id"),
-        pytest.param({"title": ""}, "title is empty", id="2.2-empty-title"),
         pytest.param({"sensor": ""}, "sensor is empty", id="2.2-empty-sensor"),
         pytest.param({"plugin_id": 0}, "plugin", id="2.2-no-plugin-no-taxonomy"),
     ],
@@ -354,6 +359,23 @@ def test_invalid_event_message(changes: dict[str, Any], reason: str) -> None:
     message = str(info.value)
     assert message.startswith(f"event {obj['event_id']} is not valid")
     assert reason in message
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        pytest.param("absent", id="issue10-title-absent"),
+        pytest.param(None, id="issue10-title-null"),
+        pytest.param("", id="issue10-title-empty"),
+    ],
+)
+def test_an_event_without_title_is_valid(title: str | None) -> None:
+    """Issue 10 overrides §13 row 1 ([R]'s "title is empty"): the Go frontend forwards such
+    events and [M] and [G] correlate them, so dropping them here would lose them silently."""
+    obj = {k: v for k, v in VALID.items() if k != "title"}
+    if title != "absent":
+        obj["title"] = title
+    assert decode(obj).title == ""
 
 
 def test_bytes_and_text_decode_alike() -> None:
@@ -374,3 +396,19 @@ def test_input_that_breaks_the_decoder_is_an_invalid_event():
     deep = b"[" * 2000 + b"null" + b"]" * 2000  # json.loads raises RecursionError on it
     with pytest.raises(InvalidEvent, match="cannot parse event"):
         decode_event(deep)
+
+
+@pytest.mark.parametrize(
+    ("changes", "start"),
+    [
+        pytest.param({"event_id": "x" * 100_000, "sensor": ""}, "event xxx", id="event_id"),
+        pytest.param({"src_ip": "1" * 100_000}, "cannot parse event: src_ip", id="src_ip"),
+    ],
+)
+def test_the_reason_shows_a_long_value_cut(changes: dict[str, Any], start: str) -> None:
+    """Issue 10: the reason is logged; a 100 KB value must not be logged whole."""
+    with pytest.raises(InvalidEvent) as info:
+        decode({**VALID, **changes})
+    message = str(info.value)
+    assert message.startswith(start) and "…(+998" in message
+    assert len(message) < 300

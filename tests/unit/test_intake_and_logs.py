@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 
 from dsiem_sql.intake import Intake
-from dsiem_sql.logs import JsonFormatter, PlainFormatter
+from dsiem_sql.logs import JsonFormatter, PlainFormatter, RateLimitedLog
+from dsiem_sql.logtext import shown
 
 
 def test_full_queue_drops_the_oldest_and_counts_it():
@@ -65,3 +67,100 @@ def test_json_lines_put_structured_values_under_fields():
 def test_plain_lines_append_key_value_pairs():
     line = PlainFormatter().format(record("watchdog report", eps=12.5, backlogs=3))
     assert line.endswith("dsiem_sql.service: watchdog report eps=12.5 backlogs=3")
+
+
+FORGED = "x\n2026-01-01 00:00:00,000 ERROR dsiem_sql.service: FORGED"
+
+
+def test_a_forged_newline_in_an_event_id_stays_on_one_line():
+    r = record("event %s is not valid: sensor is empty, skipping it", sensor=FORGED)
+    r.args = (FORGED,)
+    line = PlainFormatter().format(r)
+    assert len(line.splitlines()) == 1
+    assert "event x\\n2026-01-01 00:00:00,000 ERROR dsiem_sql.service: FORGED is not" in line
+    assert line.endswith("sensor=x\\n2026-01-01 00:00:00,000 ERROR dsiem_sql.service: FORGED")
+
+
+def test_every_line_breaking_or_control_character_is_escaped():
+    message = "a\rb\x1b[31mc\x85d\u2028e\u2029f\x00g\u202eh\ti"
+    line = PlainFormatter().format(record(message))
+    assert line.endswith(": a\\rb\\x1b[31mc\\x85d\\u2028e\\u2029f\\x00g\\u202eh\\ti")
+    assert line.isprintable()
+
+
+def test_a_traceback_stays_multi_line_after_the_escaped_message():
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        r = logging.LogRecord("dsiem_sql.service", logging.ERROR, __file__, 1, "bad\nthing", (),
+                              sys.exc_info())
+    r.fields = {"k": "v"}
+    lines = PlainFormatter().format(r).splitlines()
+    assert lines[0].endswith(": bad\\nthing k=v")
+    assert lines[1] == "Traceback (most recent call last):"
+    assert lines[-1] == "RuntimeError: boom"
+
+
+def test_long_values_are_cut_with_the_number_of_characters_left_out():
+    assert shown("a" * 200) == "a" * 200
+    assert shown("a" * 100_000) == "a" * 200 + "…(+99800 chars)"
+    assert shown(12345, limit=3) == "123…(+2 chars)"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def limited(clock: FakeClock) -> tuple[RateLimitedLog, list[str]]:
+    logger = logging.getLogger("test.ratelimited")
+    seen: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    logger.handlers[:] = [Collect()]
+    logger.propagate = False
+    return RateLimitedLog(logger, "invalid events", limit=3, window=1.0, clock=clock), seen
+
+
+def test_rate_limit_logs_the_first_warnings_then_one_summary_per_window():
+    clock = FakeClock()
+    limiter, seen = limited(clock)
+    for i in range(10):
+        limiter.warning("bad %d", i)
+    assert seen == ["bad 0", "bad 1", "bad 2"]
+    clock.now += 0.5
+    limiter.warning("bad %d", 10)  # same window: counted only
+    clock.now += 0.5
+    limiter.warning("bad %d", 11)  # the next window starts with the summary of the last
+    assert seen[3:] == ["… and 8 more invalid events in the last 1.0 s", "bad 11"]
+
+
+def test_rate_limit_summary_comes_from_flush_when_no_warning_follows():
+    clock = FakeClock()
+    limiter, seen = limited(clock)
+    for i in range(5):
+        limiter.warning("bad %d", i)
+    limiter.flush()  # the window is still open: nothing yet
+    assert len(seen) == 3
+    clock.now += 2.5
+    limiter.flush()
+    limiter.flush()
+    assert seen[3:] == ["… and 2 more invalid events in the last 2.5 s"]
+
+
+def test_rate_limit_forced_flush_at_the_end_of_input():
+    clock = FakeClock()
+    limiter, seen = limited(clock)
+    for i in range(4):
+        limiter.warning("bad %d", i)
+    clock.now += 0.5
+    limiter.flush(force=True)
+    assert seen[3:] == ["… and 1 more invalid events in the last 0.5 s"]
+    limiter.flush(force=True)  # nothing left to report
+    assert len(seen) == 4
