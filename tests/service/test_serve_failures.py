@@ -7,8 +7,18 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from scenario import http_status, links, ping_events, wait_log, wait_metric, wait_until
+from scenario import (
+    http_status,
+    links,
+    ping_events,
+    probe_event,
+    wait_log,
+    wait_metric,
+    wait_until,
+)
 from servekit import publish
+
+from dsiem_sql.store.store import WAL_LIMIT as STORE_WAL_LIMIT
 
 DEEP = b"[" * 2000 + b"null" + b"]" * 2000  # json.loads raises RecursionError on it
 
@@ -64,4 +74,27 @@ def test_the_time_of_the_last_commit_is_a_metric(serve, nats_server):
                >= started)
     assert node.metric("dsiem_last_commit_timestamp_seconds") <= time.time()
     assert links(node) == 3
+    assert node.stop() == 0
+
+
+def test_the_wal_shrinks_once_a_long_reader_is_gone(serve, nats_server):
+    node = serve().start()
+    wal = node.db.with_name(node.db.name + "-wal")
+    reader = sqlite3.connect(f"file:{node.db}?mode=ro", uri=True)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM backlogs").fetchall()  # holds its snapshot
+    base = int(time.time()) - 300
+    sent = 0
+    while wal.stat().st_size <= 3 * STORE_WAL_LIMIT:
+        publish(nats_server.url, [probe_event(sent + n, base) | {"event_id": f"p{sent + n}"}
+                                  for n in range(2000)])
+        sent += 2000
+        wait_metric(node, "dsiem_events_processed_total", sent)
+        assert sent < 400_000, f"the WAL stays at {wal.stat().st_size} bytes"
+    reader.rollback()
+    reader.close()
+
+    wait_until(lambda: f"a WAL under {STORE_WAL_LIMIT} bytes (now {wal.stat().st_size})",
+               lambda: wal.stat().st_size <= STORE_WAL_LIMIT)
+    assert "the WAL, grown while a reader held it, is truncated" in node.log.read_text()
     assert node.stop() == 0
