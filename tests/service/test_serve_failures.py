@@ -96,5 +96,5 @@ def test_the_wal_shrinks_once_a_long_reader_is_gone(serve, nats_server):
 
     wait_until(lambda: f"a WAL under {STORE_WAL_LIMIT} bytes (now {wal.stat().st_size})",
                lambda: wal.stat().st_size <= STORE_WAL_LIMIT)
-    assert "the WAL, grown while a reader held it, is truncated" in node.log.read_text()
+    wait_log(node, "the WAL, grown while a reader held it, is truncated")
     assert node.stop() == 0
