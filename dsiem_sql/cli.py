@@ -240,6 +240,12 @@ def serve_command(
     frontend: Annotated[str | None, typer.Option(
         "-f", "--frontend", envvar="DSIEM_FRONTEND",
         help="Download configs from this Dsiem frontend's /config/ first.")] = None,
+    frontend_timeout: Annotated[int, typer.Option(
+        "--frontend-timeout", envvar="DSIEM_FRONTEND_TIMEOUT", min=1,
+        help="Seconds allowed for the whole config download.")] = 60,
+    max_config_size: Annotated[int, typer.Option(
+        "--max-config-size", envvar="DSIEM_MAX_CONFIG_SIZE", min=1,
+        help="MB allowed for one downloaded config file.")] = 64,
     msq: Annotated[str, typer.Option("--msq", envvar="DSIEM_MSQ",
                                      help="NATS URL (may carry user:password@).")
                    ] = "nats://dsiem-nats:4222",
@@ -316,6 +322,8 @@ def serve_command(
         db=db,
         logs=logs,
         frontend=frontend,
+        frontend_timeout=frontend_timeout,
+        max_config_size=max_config_size * 2**20,
         nats=NatsOptions(
             url=msq,
             token=nats_token,
