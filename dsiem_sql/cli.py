@@ -481,12 +481,14 @@ def sql_command(
     query: Annotated[str, typer.Argument(help="One SQL statement, e.g. SELECT * FROM alarms.")],
     db: DbOpt,
     format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", min=0, help="Stop the query after this many seconds; 0 = never.")] = 30,
 ) -> None:
     """Run a read-only query (the database is opened with mode=ro)."""
     from dsiem_sql.store.query import format_rows, read_query
 
     try:
-        columns, result = read_query(db, query)
+        columns, result = read_query(db, query, timeout=timeout)
     except StoreError as exc:
         raise fail(str(exc)) from None
     typer.echo(format_rows(columns, result, format.value), nl=False)
