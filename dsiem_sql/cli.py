@@ -240,6 +240,12 @@ def serve_command(
     frontend: Annotated[str | None, typer.Option(
         "-f", "--frontend", envvar="DSIEM_FRONTEND",
         help="Download configs from this Dsiem frontend's /config/ first.")] = None,
+    frontend_timeout: Annotated[int, typer.Option(
+        "--frontend-timeout", envvar="DSIEM_FRONTEND_TIMEOUT", min=1,
+        help="Seconds allowed for the whole config download.")] = 60,
+    max_config_size: Annotated[int, typer.Option(
+        "--max-config-size", envvar="DSIEM_MAX_CONFIG_SIZE", min=1,
+        help="MB allowed for one downloaded config file.")] = 64,
     msq: Annotated[str, typer.Option("--msq", envvar="DSIEM_MSQ",
                                      help="NATS URL (may carry user:password@).")
                    ] = "nats://dsiem-nats:4222",
@@ -320,6 +326,8 @@ def serve_command(
         db=db,
         logs=logs,
         frontend=frontend,
+        frontend_timeout=frontend_timeout,
+        max_config_size=max_config_size * 2**20,
         nats=NatsOptions(
             url=msq,
             token=nats_token,
@@ -480,12 +488,14 @@ def sql_command(
     query: Annotated[str, typer.Argument(help="One SQL statement, e.g. SELECT * FROM alarms.")],
     db: DbOpt,
     format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", min=0, help="Stop the query after this many seconds; 0 = never.")] = 30,
 ) -> None:
     """Run a read-only query (the database is opened with mode=ro)."""
     from dsiem_sql.store.query import format_rows, read_query
 
     try:
-        columns, result = read_query(db, query)
+        columns, result = read_query(db, query, timeout=timeout)
     except StoreError as exc:
         raise fail(str(exc)) from None
     typer.echo(format_rows(columns, result, format.value), nl=False)

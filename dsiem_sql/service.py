@@ -51,6 +51,8 @@ class ServeOptions:
     db: Path = Path("dsiem.db")
     logs: Path = Path("logs")
     frontend: str | None = None
+    frontend_timeout: float = 60.0
+    max_config_size: int = 64 * 2**20  # bytes
     nats: NatsOptions = field(default_factory=NatsOptions)
     max_queue: int = 25000
     max_delay: int = 180
@@ -144,7 +146,12 @@ class Service:
 
         o = self.options
         if o.frontend:
-            count = await download_config(o.frontend, o.node, o.configs)
+            count = await download_config(
+                o.frontend, o.node, o.configs, deadline=o.frontend_timeout,
+                max_file_size=o.max_config_size, stop=stop,
+            )
+            if count is None:
+                return
             log.info("downloaded %d config files from %s", count, o.frontend)
         config = load_config(o.configs)
         engine = Engine(config, self.engine_options, clock=wall_clock)

@@ -5,43 +5,74 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import re
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine
-
 from dsiem_sql.store.database import BUSY_TIMEOUT_MS, StoreError, check_database_file
+
+PROGRESS_STEPS = 10_000  # SQLite VM steps between two looks at the clock
+JOURNAL_MODE = re.compile(r"\s*PRAGMA\s+(\w+\s*\.\s*)?journal_mode\s*[=(]", re.IGNORECASE)
 
 
 def read_query(
-    path: Path, query: str, parameters: list[Any] | None = None
+    path: Path, query: str, parameters: list[Any] | None = None, timeout: float | None = None
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run one statement on a read-only connection (`mode=ro`); writes fail."""
+    """Run one statement on a read-only connection (`mode=ro`); writes fail. A statement
+    still running after `timeout` seconds is interrupted."""
     check_database_file(path, must_exist=True)
-    uri = f"file:{Path(path).resolve()}?mode=ro"
-
-    def connect() -> sqlite3.Connection:
-        con = sqlite3.connect(uri, uri=True)
+    con = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+    deadline = time.monotonic() + timeout if timeout else None
+    try:
         con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         # ATTACH and VACUUM INTO would create or write other database files
         con.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
-        return con
-
-    engine = create_engine("sqlite://", creator=connect)
-    try:
-        with engine.connect() as conn:
-            result = conn.exec_driver_sql(query, tuple(parameters or ()))
-            if not result.returns_rows:
-                return [], []
-            return list(result.keys()), [tuple(r) for r in result.all()]
-    except Exception as exc:  # the driver's message is the clearest explanation
-        message = str(getattr(exc, "orig", exc)).splitlines()[0]
-        if any(w in message for w in ("readonly", "read-only", "attached databases")):
-            message += " (dsiem-sql sql opens the database read-only)"
-        raise StoreError(f"{path}: {message}") from None
+        if deadline is not None:
+            con.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
+        cursor = con.execute(query, tuple(parameters or ()))
+        if cursor.description is None:
+            return [], []
+        return [d[0] for d in cursor.description], cursor.fetchall()
+    except sqlite3.Error as exc:
+        if deadline is not None and time.monotonic() > deadline and \
+                getattr(exc, "sqlite_errorname", "") == "SQLITE_INTERRUPT":
+            raise StoreError(f"{path}: query stopped after {timeout:g} s (--timeout)") from None
+        raise StoreError(f"{path}: {_explain(exc, path, query)}") from None
     finally:
-        engine.dispose()
+        con.close()
+
+
+def _explain(exc: sqlite3.Error, path: Path, query: str) -> str:
+    """The driver's message, unless it is misleading here."""
+    if JOURNAL_MODE.match(query):
+        return "cannot change the journal mode: dsiem-sql sql opens the database read-only"
+    directory = Path(path).resolve().parent
+    if _is_wal(path) and not Path(f"{path}-shm").exists() and not os.access(directory, os.W_OK):
+        read_only_fs = os.statvfs(directory).f_flag & os.ST_RDONLY
+        why = "is on a read-only file system" if read_only_fs else "is not writable by this user"
+        name = Path(path).name
+        return (
+            f"cannot read this WAL database: SQLite must create {name}-shm and {name}-wal "
+            f"next to it, but the directory {directory} {why}; run dsiem-sql sql as a user "
+            "who may write there (such as the user of dsiem-sql serve), "
+            "or query a copy of the database"
+        )
+    message = str(exc).splitlines()[0]
+    if any(w in message for w in ("readonly", "read-only", "attached databases")):
+        message += " (dsiem-sql sql opens the database read-only)"
+    return message
+
+
+def _is_wal(path: Path) -> bool:
+    """Byte 18 of the header is 2 in a database in WAL mode."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(19)[18:] == b"\x02"
+    except OSError:
+        return False
 
 
 def format_rows(columns: list[str], rows: list[tuple[Any, ...]], style: str) -> str:

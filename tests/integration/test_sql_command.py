@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import shutil
 import sqlite3
@@ -282,3 +283,74 @@ def test_the_example_queries_of_the_schema_docs_run(db):
         assert columns, statement
         if "alarm_id = '" not in statement:  # the one with a made-up alarm id may find nothing
             assert rows, statement
+
+
+ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+
+
+def test_a_query_that_runs_too_long_is_stopped(db):
+    run = subprocess.run(
+        [sys.executable, "-m", "dsiem_sql", "sql", "--db", str(db), "--timeout", "1", ENDLESS],
+        capture_output=True, text=True, cwd=ROOT, timeout=20,  # a hang guard
+    )
+    assert (run.returncode, run.stderr.strip()) == (
+        1, f"error: {db}: query stopped after 1 s (--timeout)")
+
+
+def test_a_negative_timeout_is_refused(db):
+    run = sql(db, "SELECT 1", "--timeout", "-1")
+    assert run.returncode == 1
+    assert "Invalid value for '--timeout'" in run.stderr
+
+
+@pytest.mark.parametrize("statement", ["PRAGMA journal_mode=DELETE",
+                                       "pragma main.journal_mode = 'truncate'"])
+def test_changing_the_journal_mode_is_a_clear_error(db, statement):
+    before = db.read_bytes()
+    run = sql(db, statement)
+    assert (run.returncode, run.stderr.strip()) == (
+        1, f"error: {db}: cannot change the journal mode: "
+           "dsiem-sql sql opens the database read-only")
+    assert db.read_bytes() == before
+
+
+@pytest.mark.parametrize("way", ["another-users-directory", "read-only-mount"])
+def test_a_wal_database_in_a_directory_it_cannot_write(replayed, tmp_path, way):
+    """SQLite must create <db>-shm next to a WAL database even to read it."""
+    where = tmp_path / "data"
+    where.mkdir()
+    command = [sys.executable, "-m", "dsiem_sql", "sql"]
+    if way == "read-only-mount":
+        run = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(where)],
+                             capture_output=True, text=True)
+        if run.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs: {run.stderr.strip()}")
+        shutil.copyfile(replayed[0], where / "state.db")
+        subprocess.run(["mount", "-o", "remount,ro", str(where)], check=True)
+        reason = "is on a read-only file system"
+    else:
+        if shutil.which("setpriv") is None or os.geteuid() != 0:
+            pytest.skip("needs root and setpriv, to run the command without the right to "
+                        "write to any directory")
+        shutil.copyfile(replayed[0], where / "state.db")
+        os.chown(where, 65534, 65534)
+        where.chmod(0o555)
+        # root, without the capabilities that let it write where the mode bits say no
+        command = ["setpriv", "--inh-caps=-all",
+                   "--bounding-set=-dac_override,-dac_read_search,-fowner", *command]
+        reason = "is not writable by this user"
+    db = where / "state.db"
+    try:
+        assert db.read_bytes()[18] == 2  # a WAL database
+        run = subprocess.run([*command, "--db", str(db), "SELECT count(*) FROM alarms"],
+                             capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert run.returncode == 1
+        assert run.stderr.strip() == (
+            f"error: {db}: cannot read this WAL database: SQLite must create state.db-shm "
+            f"and state.db-wal next to it, but the directory {where} {reason}; run dsiem-sql "
+            "sql as a user who may write there (such as the user of dsiem-sql serve), "
+            "or query a copy of the database")
+        assert sorted(p.name for p in where.iterdir()) == ["state.db"]
+    finally:
+        if way == "read-only-mount":
+            subprocess.run(["umount", str(where)], check=False)

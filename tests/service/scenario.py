@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -227,39 +228,71 @@ class Subscriber:
 
 class Frontend:
     """GET /config/ lists `listing` (or answers `listing_body`); GET /config/<name> answers
-    `files[name]` or 404."""
+    `files[name]` or 404. Per file name: `fail` answers that HTTP status, or with "drop" sends
+    half the body and closes the connection; `trickle` sends one byte every that many seconds;
+    `unsized` sends the body without a Content-Length (it ends when the connection closes)."""
 
     def __init__(self, files: dict[str, bytes], listing: list[str] | None = None,
-                 listing_body: bytes | None = None):
+                 listing_body: bytes | None = None, fail: dict[str, int | str] | None = None,
+                 trickle: dict[str, float] | None = None, unsized: set[str] = frozenset()):
         self.files = files
         self.listing = list(files) if listing is None else listing
         self.listing_body = listing_body
+        self.fail = fail or {}
+        self.trickle = trickle or {}
+        self.unsized = unsized
         self.requests: list[str] = []
+        self.stopping = threading.Event()
         frontend = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 frontend.requests.append(self.path)
+                name = urllib.parse.unquote(self.path[8:])
                 if self.path == "/config/":
                     body = frontend.listing_body or json.dumps(
                         {"files": [{"filename": n} for n in frontend.listing]}).encode()
                     self._answer(200, body, "application/json")
-                elif self.path.startswith("/config/") and self.path[8:] in frontend.files:
-                    self._answer(200, frontend.files[self.path[8:]], "application/json")
-                else:
+                elif not self.path.startswith("/config/") or name not in frontend.files:
                     self._answer(404, b"404 page not found\n", "text/plain")
+                elif frontend.fail.get(name) == "drop":
+                    body = frontend.files[name]
+                    self._head(200, "application/json", len(body))
+                    self.wfile.write(body[: len(body) // 2])
+                    self.close_connection = True
+                elif name in frontend.fail:
+                    self._answer(int(frontend.fail[name]), b"internal error\n", "text/plain")
+                elif name in frontend.trickle:
+                    body = frontend.files[name]
+                    self._head(200, "application/json", len(body))
+                    for i in range(len(body)):
+                        if frontend.stopping.wait(frontend.trickle[name]):
+                            break
+                        self.wfile.write(body[i:i + 1])
+                        self.wfile.flush()
+                    self.close_connection = True
+                else:
+                    size = None if name in frontend.unsized else len(frontend.files[name])
+                    self._head(200, "application/json", size)
+                    self.wfile.write(frontend.files[name])
+                    self.close_connection = size is None
 
-            def _answer(self, status: int, body: bytes, kind: str) -> None:
+            def _head(self, status: int, kind: str, size: int | None) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
+                if size is not None:
+                    self.send_header("Content-Length", str(size))
                 self.end_headers()
+
+            def _answer(self, status: int, body: bytes, kind: str) -> None:
+                self._head(status, kind, len(body))
                 self.wfile.write(body)
 
             def log_message(self, *args) -> None:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -268,6 +301,7 @@ class Frontend:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.stopping.set()
         self.server.shutdown()
         self.server.server_close()
         self._thread.join(5)

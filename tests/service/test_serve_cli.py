@@ -19,7 +19,7 @@ SPEC_FLAGS = [
 ]
 ADDED_FLAGS = [
     "--configs", "--db", "--logs", "--commit-interval", "--db-sync", "--retention-days",
-    "--metrics-port", "--reference-mode",
+    "--metrics-port", "--reference-mode", "--frontend-timeout", "--max-config-size",
 ]
 
 
@@ -44,12 +44,15 @@ def serve_args(tmp_path, *extra: str) -> list[str]:
      "error reading med_risk_min and med_risk_max: invalid value provided"),
     (["--node", "n", "--hold_duration", "0"], {}, "Invalid value for '--hold_duration'"),
     (["--node", "n", "--max_delay", "65536"], {}, "'--max_delay' / '--max-delay'"),
+    (["--node", "n", "--frontend", "http://127.0.0.1:9"], {"DSIEM_FRONTEND_TIMEOUT": "0"},
+     "Invalid value for '--frontend-timeout'"),
+    (["--node", "n", "--max-config-size", "0"], {}, "Invalid value for '--max-config-size'"),
     (["--node", "n"], {"MAX_EPS": "abc"}, "max_eps: invalid value 'abc'"),
     (["--node", "n"], {"DSIEM_MAXEPS": "abc", "MAX_EPS": "500"},
      "max_eps: invalid value 'abc'"),
     ([], {}, "Missing option '-n' / '--node'"),
 ], ids=["med_risk_max-11", "med_risk-equal", "hold_duration-0", "max_delay-65536",
-        "MAX_EPS-abc", "DSIEM_MAXEPS-abc", "no-node"])
+        "frontend-timeout-0", "max-config-size-0", "MAX_EPS-abc", "DSIEM_MAXEPS-abc", "no-node"])
 def test_a_bad_setting_stops_serve_with_a_clear_message(tmp_path, extra, env, message):
     result = run_cli(*serve_args(tmp_path, *extra), env=cli_env(**env))
     assert result.returncode != 0
