@@ -292,7 +292,7 @@ def serve_command(
     """Correlate events from NATS, keeping state in SQLite (the Dsiem backend's job)."""
     import os
 
-    from dsiem_sql.bus import NatsOptions
+    from dsiem_sql.bus import NatsConfigError, NatsOptions
     from dsiem_sql.service import ServeOptions, run_service
 
     settings = engine_settings(
@@ -310,20 +310,21 @@ def serve_command(
         if not raw.isdigit() or not 1 <= int(raw) < 2**32:
             raise fail(f"max_eps: invalid value {raw!r} (DSIEM_MAXEPS / MAX_EPS)")
         max_eps = int(raw)
+    nats_options = NatsOptions(
+        url=msq,
+        token=nats_token,
+        creds=None if nats_creds is None else str(nats_creds),
+        tls_ca=None if nats_tls_ca is None else str(nats_tls_ca),
+        tls_cert=None if nats_tls_cert is None else str(nats_tls_cert),
+        tls_key=None if nats_tls_key is None else str(nats_tls_key),
+    )
     options = ServeOptions(
         node=node,
         configs=configs,
         db=db,
         logs=logs,
         frontend=frontend,
-        nats=NatsOptions(
-            url=msq,
-            token=nats_token,
-            creds=None if nats_creds is None else str(nats_creds),
-            tls_ca=None if nats_tls_ca is None else str(nats_tls_ca),
-            tls_cert=None if nats_tls_cert is None else str(nats_tls_cert),
-            tls_key=None if nats_tls_key is None else str(nats_tls_key),
-        ),
+        nats=nats_options,
         max_queue=max_queue,
         max_delay=max_delay,
         hold_duration=hold_duration,
@@ -338,7 +339,7 @@ def serve_command(
     )
     try:
         run_service(options, settings.engine_options())
-    except (ConfigError, StoreError) as exc:
+    except (ConfigError, StoreError, NatsConfigError) as exc:
         raise fail(str(exc)) from None
     except OSError as exc:  # e.g. the metrics port is taken, the logs directory not writable
         raise fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)) from None
