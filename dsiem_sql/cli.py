@@ -318,6 +318,10 @@ def serve_command(
         tls_cert=None if nats_tls_cert is None else str(nats_tls_cert),
         tls_key=None if nats_tls_key is None else str(nats_tls_key),
     )
+    try:
+        nats_options.check()
+    except NatsConfigError as exc:
+        raise fail(str(exc)) from None
     options = ServeOptions(
         node=node,
         configs=configs,

@@ -1,7 +1,7 @@
 """NATS connection with nats-py: retry forever with backoff at start, then rely on the
 client's own reconnect, which is also set to never give up (§13 row 28). Configuration errors
-(a server without TLS when TLS is configured, refused credentials) stop the start instead:
-retrying cannot mend them."""
+(unreadable files, a server without TLS when TLS is configured, refused credentials) stop
+the start instead: retrying cannot mend them."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlparse
 
 import nats
 from nats.aio.client import Client
@@ -47,6 +48,13 @@ class NatsOptions:
     tls_key: str | None = None
     max_backoff: float = 10.0
 
+    def check(self) -> None:
+        """Raise NatsConfigError for a malformed URL or an unusable TLS or creds file."""
+        _check_url(self.url)
+        self.tls_context()
+        if self.creds:
+            _check_creds(self.creds)
+
     def tls_wanted_by(self) -> str:
         """Which options ask for TLS, comma-separated; empty if none does."""
         wanted = [option for option, value in (
@@ -63,18 +71,106 @@ class NatsOptions:
         return ", ".join(given)
 
     def tls_context(self) -> ssl.SSLContext | None:
+        if self.tls_key and not self.tls_cert:
+            raise NatsConfigError("--nats-tls-key needs --nats-tls-cert")
         if not (self.tls_ca or self.tls_cert):
             return None
-        context = ssl.create_default_context(cafile=self.tls_ca)
+        if self.tls_ca:
+            _read("--nats-tls-ca", self.tls_ca)
+        try:
+            context = ssl.create_default_context(cafile=self.tls_ca)
+        except ssl.SSLError as exc:
+            raise NatsConfigError(f"--nats-tls-ca {self.tls_ca}: no PEM certificate in it "
+                                  f"({_ssl_reason(exc)})") from None
         if self.tls_cert:
-            context.load_cert_chain(self.tls_cert, self.tls_key)
+            _load_cert_chain(context, self.tls_cert, self.tls_key)
         return context
+
+
+def _read(option: str, path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise NatsConfigError(f"{option} {path}: {exc.strerror}") from None
 
 
 def _ssl_reason(exc: ssl.SSLError) -> str:
     # "[X509: KEY_VALUES_MISMATCH] key values mismatch (_ssl.c:3926)" -> "key values mismatch"
     text = str(exc.args[1] if len(exc.args) > 1 else exc)
     return re.sub(r"^\[[^]]*\]\s*|\s*\(_ssl\.c:\d+\)$", "", text) or text
+
+
+class _EncryptedKey(Exception):
+    pass
+
+
+def _load_cert_chain(context: ssl.SSLContext, cert: str, key: str | None) -> None:
+    # OpenSSL says only "PEM lib" for a file that holds no certificate or no key, so the
+    # files are looked at first, to name the one at fault.
+    cert_pem = _read("--nats-tls-cert", cert)
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(
+            cadata=cert_pem.decode("ascii", "replace"))
+    except ssl.SSLError:
+        raise NatsConfigError(f"--nats-tls-cert {cert}: no PEM certificate in it") from None
+    if key is None:
+        if b"PRIVATE KEY-----" not in cert_pem:
+            raise NatsConfigError(f"--nats-tls-cert {cert}: no private key in it; give the "
+                                  f"key file with --nats-tls-key")
+    elif b"PRIVATE KEY-----" not in _read("--nats-tls-key", key):
+        raise NatsConfigError(f"--nats-tls-key {key}: no PEM private key in it")
+
+    def no_password() -> str:
+        raise _EncryptedKey
+
+    try:
+        context.load_cert_chain(cert, key, password=no_password)
+    except _EncryptedKey:
+        raise NatsConfigError(f"{'--nats-tls-key ' + key if key else '--nats-tls-cert ' + cert}"
+                              f": the private key is encrypted; give an unencrypted one"
+                              ) from None
+    except ssl.SSLError as exc:
+        files = f"--nats-tls-cert {cert}" + (f" with --nats-tls-key {key}" if key else "")
+        raise NatsConfigError(f"{files}: {_ssl_reason(exc)}") from None
+
+
+def _check_creds(path: str) -> None:
+    """The blocks nats-py reads: the user JWT and the user nkey seed, each on the line after
+    its BEGIN line (nats-py loops forever on a file without the JWT block)."""
+    import nkeys
+
+    lines = _read("--nats-creds", path).decode("utf-8", "replace").splitlines()
+
+    def after(marker: str) -> str:
+        for i, line in enumerate(lines[:-1]):
+            if marker in line and lines[i + 1].strip():
+                return lines[i + 1].strip()
+        raise NatsConfigError(f"--nats-creds {path}: no '-----{marker}-----' block; is it "
+                              f"a NATS .creds file?")
+
+    after("BEGIN NATS USER JWT")
+    seed = after("BEGIN USER NKEY SEED")
+    try:
+        nkeys.from_seed(bytearray(seed.encode()))
+    except (nkeys.NkeysError, ValueError):
+        raise NatsConfigError(f"--nats-creds {path}: the user nkey seed is not valid"
+                              ) from None
+
+
+def _check_url(url: str) -> None:
+    """The URL forms nats-py takes: scheme://host:port or host[:port]; scheme nats or tls
+    (websockets would need aiohttp)."""
+    where = f"--msq {_redact(url)}"
+    uri = urlparse(url if "://" in url else f"nats://{url}")
+    if uri.scheme not in ("nats", "tls"):
+        raise NatsConfigError(f"{where}: the scheme must be nats:// or tls://")
+    if not uri.hostname:
+        raise NatsConfigError(f"{where}: no host name")
+    try:
+        uri.port  # noqa: B018 - raises for a port that is not a number in 0..65535
+    except ValueError as exc:
+        raise NatsConfigError(f"{where}: {exc}") from None
 
 
 def _redact(url: str) -> str:

@@ -1,6 +1,6 @@
 """Security of the NATS connection (issue 10): TLS is enforced when it is configured, .creds
-files work, and a plain-text server, a failed TLS handshake or refused credentials end serve
-with a clear message instead of being retried as if the network were down."""
+files work, and configuration errors end serve with a clear message instead of being retried
+as if the network were down."""
 
 from __future__ import annotations
 
@@ -193,3 +193,83 @@ def test_refused_credentials_end_serve(tmp_path, operator_server, given):
     assert error_line(result) == (
         f"error: NATS server {server.url} {problem}: Authorization Violation")
     assert "authentication error" in log.read_text()
+
+
+# -- configuration errors -----------------------------------------------------------------
+
+
+@pytest.fixture
+def files(tmp_path, certs):
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a PEM file\n")
+    encrypted = tmp_path / "encrypted.key"
+    subprocess.run(["openssl", "pkey", "-in", str(certs.client_key), "-aes256", "-passout",
+                    "pass:x", "-out", str(encrypted)], check=True, capture_output=True)
+    creds = Operator().user_creds(tmp_path / "good.creds")
+    bad_seed = tmp_path / "bad-seed.creds"
+    lines = creds.read_text().splitlines(keepends=True)
+    seed_at = lines.index("-----BEGIN USER NKEY SEED-----\n") + 1
+    lines[seed_at] = "SUNOTAVALIDSEED\n"
+    bad_seed.write_text("".join(lines))
+    return {"dir": tmp_path, "missing": tmp_path / "missing.pem", "junk": junk,
+            "encrypted": encrypted, "bad-seed": bad_seed, "certs": certs}
+
+
+CONFIG_ERRORS = {
+    "ca-missing": (["--nats-tls-ca", "{missing}"],
+                   "--nats-tls-ca {missing}: No such file or directory"),
+    "ca-directory": (["--nats-tls-ca", "{dir}"], "--nats-tls-ca {dir}: Is a directory"),
+    "ca-not-pem": (["--nats-tls-ca", "{junk}"],
+                   "--nats-tls-ca {junk}: no PEM certificate in it (no certificate or crl "
+                   "found)"),
+    "cert-missing": (["--nats-tls-cert", "{missing}", "--nats-tls-key", "{client_key}"],
+                     "--nats-tls-cert {missing}: No such file or directory"),
+    "cert-not-pem": (["--nats-tls-cert", "{junk}", "--nats-tls-key", "{client_key}"],
+                     "--nats-tls-cert {junk}: no PEM certificate in it"),
+    "cert-without-key": (["--nats-tls-cert", "{client_cert}"],
+                         "--nats-tls-cert {client_cert}: no private key in it; give the key "
+                         "file with --nats-tls-key"),
+    "key-missing": (["--nats-tls-cert", "{client_cert}", "--nats-tls-key", "{missing}"],
+                    "--nats-tls-key {missing}: No such file or directory"),
+    "key-not-pem": (["--nats-tls-cert", "{client_cert}", "--nats-tls-key", "{junk}"],
+                    "--nats-tls-key {junk}: no PEM private key in it"),
+    "key-of-another-cert": (["--nats-tls-cert", "{client_cert}", "--nats-tls-key",
+                             "{server_key}"],
+                            "--nats-tls-cert {client_cert} with --nats-tls-key {server_key}: "
+                            "key values mismatch"),
+    "key-encrypted": (["--nats-tls-cert", "{client_cert}", "--nats-tls-key", "{encrypted}"],
+                      "--nats-tls-key {encrypted}: the private key is encrypted; give an "
+                      "unencrypted one"),
+    "key-without-cert": (["--nats-tls-key", "{client_key}"],
+                         "--nats-tls-key needs --nats-tls-cert"),
+    "creds-missing": (["--nats-creds", "{missing}"],
+                      "--nats-creds {missing}: No such file or directory"),
+    "creds-not-creds": (["--nats-creds", "{junk}"],
+                        "--nats-creds {junk}: no '-----BEGIN NATS USER JWT-----' block; is it "
+                        "a NATS .creds file?"),
+    "creds-bad-seed": (["--nats-creds", "{bad-seed}"],
+                       "--nats-creds {bad-seed}: the user nkey seed is not valid"),
+    "msq-scheme": (["--msq", "http://127.0.0.1:4222"],
+                   "--msq http://127.0.0.1:4222: the scheme must be nats:// or tls://"),
+    "msq-no-host": (["--msq", "nats://user:password@"], "--msq nats://***@: no host name"),
+    "msq-port": (["--msq", "nats://127.0.0.1:99999"],
+                 "--msq nats://127.0.0.1:99999: Port out of range 0-65535"),
+}
+
+
+@pytest.mark.parametrize("case", CONFIG_ERRORS)
+def test_configuration_errors_end_serve_before_it_starts(tmp_path, files, case):
+    args, message = CONFIG_ERRORS[case]
+    certs = files["certs"]
+    names = {**{k: str(v) for k, v in files.items() if k != "certs"},
+             "client_cert": str(certs.client_cert), "client_key": str(certs.client_key),
+             "server_key": str(certs.server_key)}
+    args = [a.format(**names) for a in args]
+    if args[0] == "--msq":
+        url, args = args[1], args[2:]
+    else:
+        url = f"nats://127.0.0.1:{free_port()}"  # nothing listens: it must not get that far
+    workdir = tmp_path / "serve"
+    result = run_cli(*serve_args(workdir, url, *args))
+    assert error_line(result) == f"error: {message.format(**names)}"
+    assert list(workdir.iterdir()) == []  # neither the database nor the logs were made
