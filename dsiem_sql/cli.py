@@ -302,7 +302,7 @@ def serve_command(
     """Correlate events from NATS, keeping state in SQLite (the Dsiem backend's job)."""
     import os
 
-    from dsiem_sql.bus import NatsOptions
+    from dsiem_sql.bus import NatsConfigError, NatsOptions
     from dsiem_sql.service import ServeOptions, ServiceFailed, run_service
 
     settings = engine_settings(
@@ -320,6 +320,18 @@ def serve_command(
         if not raw.isdigit() or not 1 <= int(raw) < 2**32:
             raise fail(f"max_eps: invalid value {raw!r} (DSIEM_MAXEPS / MAX_EPS)")
         max_eps = int(raw)
+    nats_options = NatsOptions(
+        url=msq,
+        token=nats_token,
+        creds=None if nats_creds is None else str(nats_creds),
+        tls_ca=None if nats_tls_ca is None else str(nats_tls_ca),
+        tls_cert=None if nats_tls_cert is None else str(nats_tls_cert),
+        tls_key=None if nats_tls_key is None else str(nats_tls_key),
+    )
+    try:
+        nats_options.check()
+    except NatsConfigError as exc:
+        raise fail(str(exc)) from None
     options = ServeOptions(
         node=node,
         configs=configs,
@@ -328,14 +340,7 @@ def serve_command(
         frontend=frontend,
         frontend_timeout=frontend_timeout,
         max_config_size=max_config_size * 2**20,
-        nats=NatsOptions(
-            url=msq,
-            token=nats_token,
-            creds=None if nats_creds is None else str(nats_creds),
-            tls_ca=None if nats_tls_ca is None else str(nats_tls_ca),
-            tls_cert=None if nats_tls_cert is None else str(nats_tls_cert),
-            tls_key=None if nats_tls_key is None else str(nats_tls_key),
-        ),
+        nats=nats_options,
         max_queue=max_queue,
         max_delay=max_delay,
         hold_duration=hold_duration,
@@ -353,7 +358,7 @@ def serve_command(
         run_service(options, settings.engine_options())
     except ServiceFailed:
         raise typer.Exit(1) from None
-    except (ConfigError, StoreError) as exc:
+    except (ConfigError, StoreError, NatsConfigError) as exc:
         raise fail(str(exc)) from None
     except OSError as exc:  # e.g. the metrics port is taken, the logs directory not writable
         raise fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)) from None

@@ -1,14 +1,19 @@
 """NATS connection with nats-py: retry forever with backoff at start, then rely on the
-client's own reconnect, which is also set to never give up (§13 row 28)."""
+client's own reconnect, which is also set to never give up (§13 row 28). Configuration errors
+(unreadable files, a server without TLS when TLS is configured, refused credentials) stop
+the start instead: retrying cannot mend them."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import re
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
 
 import nats
 from nats.aio.client import Client
@@ -19,6 +24,18 @@ log = logging.getLogger(__name__)
 EVENTS_SUBJECT = "dsiem_events"
 OVERLOAD_SUBJECT = "dsiem_overload_signals"
 RECONNECT_WAIT = 1.0  # nats-py's pause between two connection attempts to the server
+# -ERR texts of nats-server for credentials it does not accept
+REFUSED = ("authorization violation", "authentication expired", "authentication revoked")
+
+
+class NatsConfigError(Exception):
+    """The NATS options cannot work as given; the message names the option or the server."""
+
+
+class TlsNotOffered(nats.errors.Error):
+    def __init__(self, server: str, wanted_by: str):
+        super().__init__(f"NATS server {server} does not offer TLS, but TLS is configured "
+                         f"({wanted_by}); refusing to connect in plain text")
 
 
 @dataclass(frozen=True)
@@ -31,13 +48,129 @@ class NatsOptions:
     tls_key: str | None = None
     max_backoff: float = 10.0
 
+    def check(self) -> None:
+        """Raise NatsConfigError for a malformed URL or an unusable TLS or creds file."""
+        _check_url(self.url)
+        self.tls_context()
+        if self.creds:
+            _check_creds(self.creds)
+
+    def tls_wanted_by(self) -> str:
+        """Which options ask for TLS, comma-separated; empty if none does."""
+        wanted = [option for option, value in (
+            ("--nats-tls-ca", self.tls_ca), ("--nats-tls-cert", self.tls_cert),
+            ("--nats-tls-key", self.tls_key),
+            ("tls:// in --msq", self.url.lower().startswith("tls://"))) if value]
+        return ", ".join(wanted)
+
+    def credentials(self) -> str:
+        given = [option for option, value in (
+            ("--nats-token", self.token), (f"--nats-creds {self.creds}", self.creds),
+            ("user:password@ or token@ in --msq", "@" in self.url.partition("://")[2]))
+            if value]
+        return ", ".join(given)
+
     def tls_context(self) -> ssl.SSLContext | None:
+        if self.tls_key and not self.tls_cert:
+            raise NatsConfigError("--nats-tls-key needs --nats-tls-cert")
         if not (self.tls_ca or self.tls_cert):
             return None
-        context = ssl.create_default_context(cafile=self.tls_ca)
+        if self.tls_ca:
+            _read("--nats-tls-ca", self.tls_ca)
+        try:
+            context = ssl.create_default_context(cafile=self.tls_ca)
+        except ssl.SSLError as exc:
+            raise NatsConfigError(f"--nats-tls-ca {self.tls_ca}: no PEM certificate in it "
+                                  f"({_ssl_reason(exc)})") from None
         if self.tls_cert:
-            context.load_cert_chain(self.tls_cert, self.tls_key)
+            _load_cert_chain(context, self.tls_cert, self.tls_key)
         return context
+
+
+def _read(option: str, path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise NatsConfigError(f"{option} {path}: {exc.strerror}") from None
+
+
+def _ssl_reason(exc: ssl.SSLError) -> str:
+    # "[X509: KEY_VALUES_MISMATCH] key values mismatch (_ssl.c:3926)" -> "key values mismatch"
+    text = str(exc.args[1] if len(exc.args) > 1 else exc)
+    return re.sub(r"^\[[^]]*\]\s*|\s*\(_ssl\.c:\d+\)$", "", text) or text
+
+
+class _EncryptedKey(Exception):
+    pass
+
+
+def _load_cert_chain(context: ssl.SSLContext, cert: str, key: str | None) -> None:
+    # OpenSSL says only "PEM lib" for a file that holds no certificate or no key, so the
+    # files are looked at first, to name the one at fault.
+    cert_pem = _read("--nats-tls-cert", cert)
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(
+            cadata=cert_pem.decode("ascii", "replace"))
+    except ssl.SSLError:
+        raise NatsConfigError(f"--nats-tls-cert {cert}: no PEM certificate in it") from None
+    if key is None:
+        if b"PRIVATE KEY-----" not in cert_pem:
+            raise NatsConfigError(f"--nats-tls-cert {cert}: no private key in it; give the "
+                                  f"key file with --nats-tls-key")
+    elif b"PRIVATE KEY-----" not in _read("--nats-tls-key", key):
+        raise NatsConfigError(f"--nats-tls-key {key}: no PEM private key in it")
+
+    def no_password() -> str:
+        raise _EncryptedKey
+
+    try:
+        context.load_cert_chain(cert, key, password=no_password)
+    except _EncryptedKey:
+        raise NatsConfigError(f"{'--nats-tls-key ' + key if key else '--nats-tls-cert ' + cert}"
+                              f": the private key is encrypted; give an unencrypted one"
+                              ) from None
+    except ssl.SSLError as exc:
+        files = f"--nats-tls-cert {cert}" + (f" with --nats-tls-key {key}" if key else "")
+        raise NatsConfigError(f"{files}: {_ssl_reason(exc)}") from None
+
+
+def _check_creds(path: str) -> None:
+    """The blocks nats-py reads: the user JWT and the user nkey seed, each on the line after
+    its BEGIN line (nats-py loops forever on a file without the JWT block)."""
+    import nkeys
+
+    lines = _read("--nats-creds", path).decode("utf-8", "replace").splitlines()
+
+    def after(marker: str) -> str:
+        for i, line in enumerate(lines[:-1]):
+            if marker in line and lines[i + 1].strip():
+                return lines[i + 1].strip()
+        raise NatsConfigError(f"--nats-creds {path}: no '-----{marker}-----' block; is it "
+                              f"a NATS .creds file?")
+
+    after("BEGIN NATS USER JWT")
+    seed = after("BEGIN USER NKEY SEED")
+    try:
+        nkeys.from_seed(bytearray(seed.encode()))
+    except (nkeys.NkeysError, ValueError):
+        raise NatsConfigError(f"--nats-creds {path}: the user nkey seed is not valid"
+                              ) from None
+
+
+def _check_url(url: str) -> None:
+    """The URL forms nats-py takes: scheme://host:port or host[:port]; scheme nats or tls
+    (websockets would need aiohttp)."""
+    where = f"--msq {_redact(url)}"
+    uri = urlparse(url if "://" in url else f"nats://{url}")
+    if uri.scheme not in ("nats", "tls"):
+        raise NatsConfigError(f"{where}: the scheme must be nats:// or tls://")
+    if not uri.hostname:
+        raise NatsConfigError(f"{where}: no host name")
+    try:
+        uri.port  # noqa: B018 - raises for a port that is not a number in 0..65535
+    except ValueError as exc:
+        raise NatsConfigError(f"{where}: {exc}") from None
 
 
 def _redact(url: str) -> str:
@@ -47,11 +180,38 @@ def _redact(url: str) -> str:
     return f"{scheme}{sep}{rest}"
 
 
+class _Client(Client):
+    """A nats-py client that never sends CONNECT (with the credentials) in plain text when
+    TLS is wanted: nats-py itself upgrades only when the server's INFO says tls_required."""
+
+    def __init__(self, tls_wanted_by: str):
+        super().__init__()
+        self.tls_wanted_by = tls_wanted_by
+
+    def server(self) -> str:
+        """The server being connected to, without credentials."""
+        if self._current_server is None:
+            return "?"
+        uri = self._current_server.uri
+        return f"{uri.scheme}://{uri.netloc.rpartition('@')[2]}"
+
+    # nats-py calls this with the server's INFO before it answers CONNECT; the TLS upgrade that
+    # follows reads the same dict.
+    async def _process_info(self, info: dict[str, Any], initial_connection: bool = False
+                            ) -> None:
+        if initial_connection and self.tls_wanted_by and not info.get("tls_required"):
+            if not info.get("tls_available"):
+                raise TlsNotOffered(self.server(), self.tls_wanted_by)
+            info["tls_required"] = True  # TLS is optional there: upgrade
+        await super()._process_info(info, initial_connection)
+
+
 class Bus:
     def __init__(self, options: NatsOptions, on_event: Callable[[bytes], None]):
         self.options = options
         self.on_event = on_event
-        self.client: Client | None = None
+        self.client: _Client | None = None
+        self.connected = False  # the first connection is made
         self.closing = False
 
     async def start(self, stop: asyncio.Event) -> bool:
@@ -59,17 +219,19 @@ class Bus:
 
         With `max_reconnect_attempts=-1` nats-py itself retries the first connection forever,
         so the attempt is raced against `stop`; the outer loop only handles a connect that
-        gives up by raising.
+        gives up by raising. Raises NatsConfigError for an error that retrying cannot mend.
         """
+        tls = self.options.tls_context()
         delay = 0.5
         where = _redact(self.options.url)
         while not stop.is_set():
+            self.client = _Client(self.options.tls_wanted_by())
             try:
-                self.client = await _unless_stopped(stop, nats.connect(
+                if not await _unless_stopped(stop, self.client.connect(
                     servers=[self.options.url],
                     token=self.options.token,
                     user_credentials=self.options.creds,
-                    tls=self.options.tls_context(),
+                    tls=tls,
                     name="dsiem-sql",
                     connect_timeout=5,
                     allow_reconnect=True,
@@ -79,16 +241,22 @@ class Bus:
                     error_cb=self._on_error,
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
-                ))
+                )):
+                    self.client = None  # cancelled half-way: closing it could fail or hang
+                    return False
                 break
+            except NatsConfigError:
+                self.client = None  # not closed: nats-py's close hangs after a failed handshake
+                raise
             except (OSError, TimeoutError, nats.errors.Error) as exc:
                 log.warning("cannot connect to %s: %s; retrying in %.1fs", where, exc or
                             type(exc).__name__, delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
                 delay = min(delay * 2, self.options.max_backoff)
-        if self.client is None:
+        else:
             return False
+        self.connected = True
         await self.client.subscribe(
             EVENTS_SUBJECT, cb=self._on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1
         )
@@ -123,10 +291,36 @@ class Bus:
         if self.client is not None and not self.client.is_closed:
             await self.client.close()
 
+    def _config_problem(self, exc: Exception) -> str | None:
+        """What is wrong with the configuration if `exc` says so, else None."""
+        assert self.client is not None
+        server = self.client.server()
+        if isinstance(exc, TlsNotOffered):
+            return str(exc)
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return (f"NATS server {server}: its TLS certificate failed verification: "
+                    f"{exc.verify_message} (check --nats-tls-ca)")
+        if isinstance(exc, ssl.SSLError) and not isinstance(
+                exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):  # those: the connection closed
+            return f"NATS server {server}: TLS failed: {_ssl_reason(exc)}"
+        text = str(exc).removeprefix("nats: ").strip("'")
+        if isinstance(exc, nats.errors.Error) and any(r in text.lower() for r in REFUSED):
+            given = self.options.credentials()
+            if given:
+                return f"NATS server {server} refused the credentials ({given}): {text}"
+            return (f"NATS server {server} wants credentials (--nats-token, --nats-creds or "
+                    f"user:password@ in --msq): {text}")
+        return None
+
     async def _on_error(self, exc: Exception) -> None:
-        if self.client is None:  # still making the first connection
+        problem = self._config_problem(exc)
+        if not self.connected:
+            if problem:  # nats-py's connect does not catch this: the start stops
+                raise NatsConfigError(problem)
             log.warning("cannot connect to %s: %s; retrying in %.1fs", _redact(self.options.url),
                         exc or type(exc).__name__, RECONNECT_WAIT)
+        elif problem:
+            log.error("%s; trying again", problem)
         else:
             log.warning("nats error: %s", exc)
 
@@ -138,8 +332,8 @@ class Bus:
         log.info("reconnected to NATS")
 
 
-async def _unless_stopped(stop: asyncio.Event, connecting: Awaitable[Client]) -> Client | None:
-    """The connected client, or None if `stop` is set first (the attempt is then cancelled)."""
+async def _unless_stopped(stop: asyncio.Event, connecting: Awaitable[None]) -> bool:
+    """True once `connecting` is done, False if `stop` is set first (it is then cancelled)."""
     task = asyncio.ensure_future(connecting)
     stopped = asyncio.ensure_future(stop.wait())
     try:
@@ -150,4 +344,7 @@ async def _unless_stopped(stop: asyncio.Event, connecting: Awaitable[Client]) ->
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-    return None if task.cancelled() else task.result()
+    if task.cancelled():
+        return False
+    task.result()
+    return True

@@ -48,14 +48,16 @@ def wait_for_port(port: int, timeout: float = 10) -> None:
 
 
 class NatsServer:
-    def __init__(self, port: int):
+    def __init__(self, port: int, *args: str):
+        """`args`: more nats-server options, e.g. ("-c", config file) or TLS ones."""
         self.port = port
+        self.args = args
         self.url = f"nats://127.0.0.1:{port}"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port)],
+            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), *self.args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         wait_for_port(self.port)
@@ -150,9 +152,11 @@ class Serve:
                              f"{self.log.read_text()[-3000:]}")
 
 
-def publish(url: str, payloads: list[bytes | str | dict]) -> None:
+def publish(url: str, payloads: list[bytes | str | dict], **connect) -> None:
+    """`connect`: more nats.connect arguments, e.g. tls= or user_credentials=."""
+
     async def run() -> None:
-        nc = await nats.connect(url)
+        nc = await nats.connect(url, **connect)
         for p in payloads:
             if isinstance(p, dict):
                 p = json.dumps(p)
