@@ -211,7 +211,7 @@ class Bus:
         self.options = options
         self.on_event = on_event
         self.client: _Client | None = None
-        self.connected = False  # the first connection is made
+        self.started = False  # the first connection is made
         self.closing = False
 
     async def start(self, stop: asyncio.Event) -> bool:
@@ -256,7 +256,7 @@ class Bus:
                 delay = min(delay * 2, self.options.max_backoff)
         else:
             return False
-        self.connected = True
+        self.started = True
         await self.client.subscribe(
             EVENTS_SUBJECT, cb=self._on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1
         )
@@ -268,6 +268,7 @@ class Bus:
 
     @property
     def connected(self) -> bool:
+        """Connected now (not reconnecting)."""
         return self.client is not None and self.client.is_connected
 
     async def _on_msg(self, msg: Msg) -> None:
@@ -314,7 +315,7 @@ class Bus:
 
     async def _on_error(self, exc: Exception) -> None:
         problem = self._config_problem(exc)
-        if not self.connected:
+        if not self.started:
             if problem:  # nats-py's connect does not catch this: the start stops
                 raise NatsConfigError(problem)
             log.warning("cannot connect to %s: %s; retrying in %.1fs", _redact(self.options.url),
