@@ -21,9 +21,11 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+import dsiem_sql.migrations
 from dsiem_sql.store.errors import StoreError
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+# `migrations/` of the repository, installed as the package dsiem_sql.migrations
+MIGRATIONS = Path(dsiem_sql.migrations.__file__).parent
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 5000
 Sync = Literal["normal", "full"]
