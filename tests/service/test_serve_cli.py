@@ -9,7 +9,16 @@ import time
 import urllib.request
 
 import pytest
-from scenario import CONFIGS, cli_env, http_status, ping_events, run_cli, wait_metric
+from scenario import (
+    CONFIGS,
+    cli_env,
+    http_status,
+    ping_events,
+    run_cli,
+    wait_metric,
+    wait_until,
+    with_args,
+)
 from servekit import free_port, publish
 
 SPEC_FLAGS = [
@@ -19,7 +28,7 @@ SPEC_FLAGS = [
 ]
 ADDED_FLAGS = [
     "--configs", "--db", "--logs", "--commit-interval", "--db-sync", "--retention-days",
-    "--metrics-port", "--reference-mode",
+    "--metrics-port", "--metrics-host", "--reference-mode",
 ]
 
 
@@ -97,3 +106,16 @@ def test_healthz_and_metrics(serve, nats_server):
     assert 'dsiem_commit_seconds_bucket{le="+Inf"}' in text
     assert node.stop() == 0
     assert http_status(node.url("/healthz")) is None
+
+
+def test_metrics_listen_on_the_metrics_host_only(serve):
+    node = with_args(serve(), "--metrics-host", "127.0.0.2").start(ready=False)
+    on_host = f"http://127.0.0.2:{node.metrics_port}/healthz"
+
+    def healthy() -> bool:
+        assert node.proc is not None and node.proc.poll() is None, node.log.read_text()
+        return http_status(on_host) == 200
+
+    wait_until("/healthz on 127.0.0.2", healthy)
+    assert http_status(node.url("/healthz")) is None  # nothing listens on 127.0.0.1
+    assert node.stop() == 0
