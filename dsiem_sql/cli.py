@@ -298,6 +298,9 @@ def serve_command(
     metrics_port: Annotated[int | None, typer.Option(
         "--metrics-port", min=1, max=65535, envvar="DSIEM_METRICS_PORT",
         help="Serve Prometheus /metrics and /healthz on this port.")] = None,
+    metrics_host: Annotated[str, typer.Option(
+        "--metrics-host", envvar="DSIEM_METRICS_HOST",
+        help="Address that /metrics and /healthz listen on.")] = "0.0.0.0",
 ) -> None:
     """Correlate events from NATS, keeping state in SQLite (the Dsiem backend's job)."""
     import os
@@ -350,6 +353,7 @@ def serve_command(
         retention_days=retention_days,
         db_retry_window=db_retry_window,
         metrics_port=metrics_port,
+        metrics_host=metrics_host,
         reload_backlogs=reload_backlogs,
         cache_minutes=cache,
         intel_private_ip=intel_private_ip,

@@ -21,9 +21,11 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from dsiem_sql.store.errors import StoreError
+import dsiem_sql.migrations
+from dsiem_sql.store.errors import StoreError, cannot_write
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+# `migrations/` of the repository, installed as the package dsiem_sql.migrations
+MIGRATIONS = Path(dsiem_sql.migrations.__file__).parent
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 5000
 Sync = Literal["normal", "full"]
@@ -165,7 +167,7 @@ class WriterLock:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise StoreError(f"{database}: cannot create lock file: {exc.strerror}") from None
+            raise cannot_write(Path(database), f"create lock file {self.path}", exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

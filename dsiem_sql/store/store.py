@@ -43,6 +43,7 @@ from dsiem_sql.store.database import (
     describe_error,
     upgrade,
 )
+from dsiem_sql.store.errors import cannot_write
 from dsiem_sql.store.schema import (
     backlogs,
     directive_versions,
@@ -151,7 +152,7 @@ class Store:
             self.engine = async_engine(self.path, self.sync)
             async with self.engine.begin() as conn:
                 if self.out_dir is not None:
-                    self.out_dir.mkdir(parents=True, exist_ok=True)
+                    _open_output_files(self.out_dir)
                     await self._recover_outbox(conn)
                 result = await conn.execute(
                     select(directive_versions.c.sha256, directive_versions.c.id)
@@ -561,6 +562,20 @@ class Store:
         self._written_upto = last_seq
         self._unconfirmed = True
         await self._confirm_written(conn)
+
+
+def _open_output_files(directory: Path) -> None:
+    """Create the directory and both files if needed: a directory that cannot be written
+    stops the start, not the first alarm."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise cannot_write(directory, "create directory", exc) from None
+    for name in FILES.values():
+        try:
+            (directory / name).open("ab").close()
+        except OSError as exc:
+            raise cannot_write(directory / name, "open for appending", exc) from None
 
 
 class _ImportThread:

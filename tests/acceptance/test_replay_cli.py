@@ -3,28 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
-
-
-def dsiem_sql(*args: str, stdin: bytes | None = None, env: dict | None = None):
-    return subprocess.run(
-        [sys.executable, "-m", "dsiem_sql", *args],
-        input=stdin,
-        capture_output=True,
-        env={**os.environ, **(env or {})},
-        cwd=ROOT,
-        timeout=120,
-    )
+from clikit import EXAMPLES, dsiem_sql
 
 
 def replay(out: Path, *extra: str, events: str = str(EXAMPLES / "events.jsonl"), **kw):

@@ -3,14 +3,28 @@ message, MAX_EPS / DSIEM_MAXEPS are read, and /healthz and /metrics answer."""
 
 from __future__ import annotations
 
+import os
+import pwd
 import re
+import shutil
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 
 import pytest
-from scenario import CONFIGS, cli_env, http_status, ping_events, run_cli, wait_metric
-from servekit import free_port, publish
+from scenario import (
+    CONFIGS,
+    cli_env,
+    http_status,
+    ping_events,
+    run_cli,
+    wait_metric,
+    wait_until,
+    with_args,
+)
+from servekit import ROOT, free_port, publish
 
 SPEC_FLAGS = [
     "--frontend", "--node", "--min-alarm-lifetime", "--status", "--tags", "--med_risk_min",
@@ -19,7 +33,8 @@ SPEC_FLAGS = [
 ]
 ADDED_FLAGS = [
     "--configs", "--db", "--logs", "--commit-interval", "--db-sync", "--retention-days",
-    "--metrics-port", "--reference-mode", "--frontend-timeout", "--max-config-size",
+    "--metrics-port", "--metrics-host", "--reference-mode", "--frontend-timeout",
+    "--max-config-size", "--db-retry-window",
 ]
 
 
@@ -100,3 +115,68 @@ def test_healthz_and_metrics(serve, nats_server):
     assert 'dsiem_commit_seconds_bucket{le="+Inf"}' in text
     assert node.stop() == 0
     assert http_status(node.url("/healthz")) is None
+
+
+def test_metrics_listen_on_the_metrics_host_only(serve):
+    node = with_args(serve(), "--metrics-host", "127.0.0.2").start(ready=False)
+    on_host = f"http://127.0.0.2:{node.metrics_port}/healthz"
+
+    def healthy() -> bool:
+        assert node.proc is not None and node.proc.poll() is None, node.log.read_text()
+        return http_status(on_host) == 200
+
+    wait_until("/healthz on 127.0.0.2", healthy)
+    assert http_status(node.url("/healthz")) is None  # nothing listens on 127.0.0.1
+    assert node.stop() == 0
+
+
+def permissions_apply() -> list[str]:
+    """A command prefix under which permission bits apply to the command: none for a normal
+    user; for root, setpriv without the capabilities that override them (it stays uid 0, so
+    it can still run an interpreter kept under /root)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("as root, permission bits apply only under setpriv (util-linux), not found")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--"]
+
+
+@pytest.mark.parametrize("case", ["data", "logs", "logs-parent", "output-file"])
+def test_a_directory_serve_cannot_write_stops_it_naming_directory_and_user(tmp_path, case):
+    prefix = permissions_apply()
+    user = f"uid {os.geteuid()} ({pwd.getpwuid(os.geteuid()).pw_name})"
+    data, logs = tmp_path / "data", tmp_path / "logs"
+    data.mkdir()
+    db = data / "dsiem.db"
+    if case == "data":
+        locked = data
+        expected = (f"{db}: cannot create lock file {db}.lock: Permission denied "
+                    f"(directory {data} is not writable by {user})")
+    elif case == "logs":
+        logs.mkdir()
+        locked = logs
+        expected = (f"{logs}/siem_alarms.json: cannot open for appending: Permission denied "
+                    f"(directory {logs} is not writable by {user})")
+    elif case == "logs-parent":
+        logs = tmp_path / "mount" / "logs"
+        locked = logs.parent
+        locked.mkdir()
+        expected = (f"{logs}: cannot create directory: Permission denied "
+                    f"(directory {locked} is not writable by {user})")
+    else:
+        logs.mkdir()
+        locked = logs / "siem_alarm_events.json"
+        locked.touch()
+        expected = (f"{locked}: cannot open for appending: Permission denied "
+                    f"(file {locked} is not writable by {user})")
+    locked.chmod(0o444 if case == "output-file" else 0o555)
+    args = ["serve", "--node", "dsiem-backend-0", "--configs", str(CONFIGS), "--db", str(db),
+            "--logs", str(logs), "--msq", f"nats://127.0.0.1:{free_port()}"]
+    result = subprocess.run(  # past the check, serve would wait for NATS until the timeout
+        [*prefix, sys.executable, "-m", "dsiem_sql", *args], cwd=ROOT, capture_output=True,
+        text=True, env=cli_env(), timeout=30,
+    )
+    assert result.returncode == 1, result.stderr
+    assert f"error: {expected}\n" in result.stderr
+    assert "Traceback" not in result.stderr
