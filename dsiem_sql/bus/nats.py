@@ -10,7 +10,7 @@ import contextlib
 import logging
 import re
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -18,6 +18,8 @@ from urllib.parse import urlparse
 import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+
+from dsiem_sql.aio import Stopped, unless_stopped
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +229,7 @@ class Bus:
         while not stop.is_set():
             self.client = _Client(self.options.tls_wanted_by())
             try:
-                if not await _unless_stopped(stop, self.client.connect(
+                await unless_stopped(stop, self.client.connect(
                     servers=[self.options.url],
                     token=self.options.token,
                     user_credentials=self.options.creds,
@@ -241,10 +243,11 @@ class Bus:
                     error_cb=self._on_error,
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
-                )):
-                    self.client = None  # cancelled half-way: closing it could fail or hang
-                    return False
+                ))
                 break
+            except Stopped:
+                self.client = None  # cancelled half-way: closing it could fail or hang
+                return False
             except NatsConfigError:
                 self.client = None  # not closed: nats-py's close hangs after a failed handshake
                 raise
@@ -331,21 +334,3 @@ class Bus:
 
     async def _on_reconnected(self) -> None:
         log.info("reconnected to NATS")
-
-
-async def _unless_stopped(stop: asyncio.Event, connecting: Awaitable[None]) -> bool:
-    """True once `connecting` is done, False if `stop` is set first (it is then cancelled)."""
-    task = asyncio.ensure_future(connecting)
-    stopped = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopped.cancel()
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-    if task.cancelled():
-        return False
-    task.result()
-    return True

@@ -9,7 +9,6 @@ deadline, or a stop leaves `--configs` as it was.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import shutil
@@ -20,6 +19,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from dsiem_sql.aio import Stopped, unless_stopped
 from dsiem_sql.config.errors import ConfigError
 from dsiem_sql.config.loader import load_config
 
@@ -76,24 +76,17 @@ async def download_config(
 ) -> int | None:
     """Download this node's files into `directory`; returns the file count, or None when
     `stop` was set first (then `directory` is left as it was)."""
-    download = asyncio.ensure_future(
-        _Download(frontend, node, directory, max_file_size).run(deadline)
-    )
-    stopped = asyncio.ensure_future(stop.wait() if stop else asyncio.Event().wait())
+    if stop is None:
+        return await _Download(frontend, node, directory, max_file_size).run(deadline)
     try:
-        await asyncio.wait((download, stopped), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopped.cancel()
-        if not download.done():
-            download.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await download
-    if download.cancelled():
+        return await unless_stopped(
+            stop, _Download(frontend, node, directory, max_file_size).run(deadline)
+        )
+    except Stopped:
         log.warning(
             "stopped while downloading the config from %s; %s is unchanged", frontend, directory
         )
         return None
-    return download.result()
 
 
 class _Download:
