@@ -102,3 +102,5 @@ def setup_logging(level: int, json_lines: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # alembic announces each of its plugins at INFO on every start
+    logging.getLogger("alembic.runtime.plugins").setLevel(max(level, logging.WARNING))
