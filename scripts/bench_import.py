@@ -5,7 +5,7 @@ Generates a config of three-stage directives and a directory of `--files` saved 
 (`<directive id>.json`, [M] format, SPEC §11.2) of `--backlogs` backlogs each, waiting at
 stage 2 or 3 with event ids, sticky values and (some) vulnerabilities. Then imports the
 directory through the real code path: `load_config`, `Engine`, `Store` on a fresh database and
-`dsiem_sql.importer.import_files` (which reads the files in worker processes), as
+`dsiem_sql.legacy.importer.import_files` (which reads the files in worker processes), as
 `dsiem-sql import-backlogs` does. `--profile` profiles the importing process only.
 
     .venv/bin/python scripts/bench_import.py [--files 20] [--backlogs 500] [--repeat 5]
@@ -33,7 +33,7 @@ from pathlib import Path
 
 from dsiem_sql.config import load_config
 from dsiem_sql.engine import Engine
-from dsiem_sql.importer import backlog_files, import_files
+from dsiem_sql.legacy.importer import backlog_files, import_files
 from dsiem_sql.store.store import Store
 
 PLUGIN_ID = 7000

@@ -9,8 +9,8 @@ import threading
 import httpx
 import pytest
 
-from dsiem_sql.plugins.checkers import CheckFailed, Nesd, Wise
-from dsiem_sql.plugins.enricher import Enricher
+from dsiem_sql.enrichment.checkers import CheckFailed, Nesd, Wise
+from dsiem_sql.enrichment.enricher import Enricher
 
 DESCRIPTION = 'value: "blacklisted localnet -- testing only"'
 ANSWERS = {

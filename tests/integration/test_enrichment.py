@@ -15,10 +15,10 @@ from fakeintel import FakeIntel
 
 from dsiem_sql.config import load_config
 from dsiem_sql.engine import Engine
+from dsiem_sql.enrichment.enricher import Enricher, checkers
+from dsiem_sql.enrichment.lookups import Lookups
 from dsiem_sql.output import OutputFiles
-from dsiem_sql.plugins.enricher import Enricher, checkers
-from dsiem_sql.plugins.runner import Lookups
-from dsiem_sql.replay import Batching, EventClock, FileSink, replay
+from dsiem_sql.shell.replay import Batching, EventClock, FileSink, replay
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1714557600

@@ -19,8 +19,8 @@ import pytest
 from dsiem_sql import importer
 from dsiem_sql.config import load_config
 from dsiem_sql.engine import Engine
-from dsiem_sql.importer import backlog_files, import_files
-from dsiem_sql.legacy import SAVED_FILE, title_matches, to_backlog
+from dsiem_sql.legacy.formats import SAVED_FILE, title_matches, to_backlog
+from dsiem_sql.legacy.importer import backlog_files, import_files
 from dsiem_sql.store import StoreError
 from dsiem_sql.store.rows import import_rows
 from dsiem_sql.store.store import Store

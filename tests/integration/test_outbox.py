@@ -12,7 +12,7 @@ from workload import events, write_configs
 from dsiem_sql.config import load_config
 from dsiem_sql.engine import Engine
 from dsiem_sql.output import OutputFiles
-from dsiem_sql.replay import Batching, EventClock, FileSink, replay
+from dsiem_sql.shell.replay import Batching, EventClock, FileSink, replay
 from dsiem_sql.store.store import Store
 
 LINES = [line.encode() + b"\n" for line in events(3000, seed=3)]

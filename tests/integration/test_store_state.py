@@ -19,7 +19,7 @@ from workload import PLUGIN, T0, events, write_configs
 
 from dsiem_sql.config import load_config
 from dsiem_sql.engine import Changes, Engine, decode_event
-from dsiem_sql.replay import EventClock
+from dsiem_sql.shell.replay import EventClock
 from dsiem_sql.store.database import upgrade
 from dsiem_sql.store.rows import rule_json
 from dsiem_sql.store.store import Store

@@ -16,7 +16,7 @@ from dsiem_sql.config.loader import Config
 from dsiem_sql.config.models import DirectiveConfig
 from dsiem_sql.config.validate import validate_directive
 from dsiem_sql.engine import Changes, Engine, EngineOptions, decode_event
-from dsiem_sql.replay import EventClock
+from dsiem_sql.shell.replay import EventClock
 
 T0 = 1714557600  # 2024-05-01T10:00:00Z
 

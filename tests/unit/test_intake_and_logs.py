@@ -7,9 +7,9 @@ import json
 import logging
 import sys
 
-from dsiem_sql.intake import Intake
-from dsiem_sql.logs import JsonFormatter, PlainFormatter, RateLimitedLog
 from dsiem_sql.logtext import shown
+from dsiem_sql.shell.intake import Intake
+from dsiem_sql.shell.logs import JsonFormatter, PlainFormatter, RateLimitedLog
 
 
 def test_full_queue_drops_the_oldest_and_counts_it():
@@ -51,7 +51,7 @@ def test_wait_returns_on_an_event_or_the_timeout():
 
 
 def record(message: str, **fields) -> logging.LogRecord:
-    r = logging.LogRecord("dsiem_sql.service", logging.INFO, __file__, 1, message, (), None)
+    r = logging.LogRecord("dsiem_sql.shell.service", logging.INFO, __file__, 1, message, (), None)
     if fields:
         r.fields = fields
     return r
@@ -60,16 +60,16 @@ def record(message: str, **fields) -> logging.LogRecord:
 def test_json_lines_put_structured_values_under_fields():
     line = JsonFormatter().format(record("watchdog report", eps=12.5, queue_length=0))
     obj = json.loads(line)
-    assert obj["level"] == "INFO" and obj["target"] == "dsiem_sql::service"
+    assert obj["level"] == "INFO" and obj["target"] == "dsiem_sql::shell::service"
     assert obj["fields"] == {"message": "watchdog report", "eps": 12.5, "queue_length": 0}
 
 
 def test_plain_lines_append_key_value_pairs():
     line = PlainFormatter().format(record("watchdog report", eps=12.5, backlogs=3))
-    assert line.endswith("dsiem_sql.service: watchdog report eps=12.5 backlogs=3")
+    assert line.endswith("dsiem_sql.shell.service: watchdog report eps=12.5 backlogs=3")
 
 
-FORGED = "x\n2026-01-01 00:00:00,000 ERROR dsiem_sql.service: FORGED"
+FORGED = "x\n2026-01-01 00:00:00,000 ERROR dsiem_sql.shell.service: FORGED"
 
 
 def test_a_forged_newline_in_an_event_id_stays_on_one_line():
@@ -77,8 +77,8 @@ def test_a_forged_newline_in_an_event_id_stays_on_one_line():
     r.args = (FORGED,)
     line = PlainFormatter().format(r)
     assert len(line.splitlines()) == 1
-    assert "event x\\n2026-01-01 00:00:00,000 ERROR dsiem_sql.service: FORGED is not" in line
-    assert line.endswith("sensor=x\\n2026-01-01 00:00:00,000 ERROR dsiem_sql.service: FORGED")
+    assert "event x\\n2026-01-01 00:00:00,000 ERROR dsiem_sql.shell.service: FORGED is not" in line
+    assert line.endswith("sensor=x\\n2026-01-01 00:00:00,000 ERROR dsiem_sql.shell.service: FORGED")
 
 
 def test_every_line_breaking_or_control_character_is_escaped():
@@ -92,8 +92,8 @@ def test_a_traceback_stays_multi_line_after_the_escaped_message():
     try:
         raise RuntimeError("boom")
     except RuntimeError:
-        r = logging.LogRecord("dsiem_sql.service", logging.ERROR, __file__, 1, "bad\nthing", (),
-                              sys.exc_info())
+        r = logging.LogRecord("dsiem_sql.shell.service", logging.ERROR, __file__, 1,
+                              "bad\nthing", (), sys.exc_info())
     r.fields = {"k": "v"}
     lines = PlainFormatter().format(r).splitlines()
     assert lines[0].endswith(": bad\\nthing k=v")

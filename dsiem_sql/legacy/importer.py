@@ -24,7 +24,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from dsiem_sql.engine import Backlog, Engine
-from dsiem_sql.legacy import SAVED_FILE, Skip, to_backlog
+from dsiem_sql.legacy.formats import SAVED_FILE, Skip, to_backlog
 from dsiem_sql.logtext import shown
 from dsiem_sql.store import rows
 from dsiem_sql.store.rows import ImportRows

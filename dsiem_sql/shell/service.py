@@ -19,17 +19,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dsiem_sql.bus import Bus, NatsOptions
 from dsiem_sql.config import load_config
-from dsiem_sql.config.download import download_config
 from dsiem_sql.engine import Changes, Engine, EngineOptions, InvalidEvent, decode_event
 from dsiem_sql.engine.engine import wall_clock
-from dsiem_sql.intake import Intake
-from dsiem_sql.logs import RateLimitedLog
-from dsiem_sql.metrics import Metrics, serve_metrics
-from dsiem_sql.plugins.enricher import Enricher, checkers
-from dsiem_sql.plugins.runner import Lookups
-from dsiem_sql.replay import Batching
+from dsiem_sql.enrichment.enricher import Enricher, checkers
+from dsiem_sql.enrichment.lookups import Lookups
+from dsiem_sql.shell.bus import Bus, NatsOptions
+from dsiem_sql.shell.download import download_config
+from dsiem_sql.shell.intake import Intake
+from dsiem_sql.shell.logs import RateLimitedLog
+from dsiem_sql.shell.metrics import Metrics, serve_metrics
+from dsiem_sql.shell.replay import Batching
 from dsiem_sql.store.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -227,7 +227,7 @@ class Service:
     async def _import_legacy(self, engine: Engine, store) -> None:
         """A swapped-in legacy deployment: import `<logs>/backlogs/*.json`, remove what was
         fully imported (SPEC §11.3)."""
-        from dsiem_sql.importer import backlog_files, import_files
+        from dsiem_sql.legacy.importer import backlog_files, import_files
 
         directory = self.options.logs / "backlogs"
         files = backlog_files([directory]) if directory.is_dir() else []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from dsiem_sql.engine import Backlog, Changes, Engine
-from dsiem_sql.plugins.enricher import Enricher
+from dsiem_sql.enrichment.enricher import Enricher
 
 Result = tuple[Backlog, list[tuple[str, str, str]], list[tuple[str, str, str]]]
 

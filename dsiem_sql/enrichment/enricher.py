@@ -17,8 +17,8 @@ import httpx
 
 from dsiem_sql.config.loader import PluginSetup
 from dsiem_sql.config.models import NesdConfig, WiseConfig
+from dsiem_sql.enrichment.checkers import CheckFailed, Nesd, Record, Wise
 from dsiem_sql.logtext import shown
-from dsiem_sql.plugins.checkers import CheckFailed, Nesd, Record, Wise
 
 log = logging.getLogger(__name__)
 Checker = Wise | Nesd

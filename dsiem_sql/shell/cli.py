@@ -14,9 +14,9 @@ from pydantic import ValidationError
 
 from dsiem_sql.config import ConfigError, load_config
 from dsiem_sql.engine import Engine
-from dsiem_sql.logs import setup_logging
-from dsiem_sql.replay import Batching, EventClock, ReplayError, ReplayRun, replay_file
-from dsiem_sql.settings import EngineSettings
+from dsiem_sql.shell.logs import setup_logging
+from dsiem_sql.shell.replay import Batching, EventClock, ReplayError, ReplayRun, replay_file
+from dsiem_sql.shell.settings import EngineSettings
 from dsiem_sql.store.errors import StoreError
 
 app = typer.Typer(
@@ -305,8 +305,8 @@ def serve_command(
     """Correlate events from NATS, keeping state in SQLite (the Dsiem backend's job)."""
     import os
 
-    from dsiem_sql.bus import NatsConfigError, NatsOptions
-    from dsiem_sql.service import ServeOptions, ServiceFailed, run_service
+    from dsiem_sql.shell.bus import NatsConfigError, NatsOptions
+    from dsiem_sql.shell.service import ServeOptions, ServiceFailed, run_service
 
     settings = engine_settings(
         reference_mode=reference_mode,
@@ -386,7 +386,7 @@ def import_backlogs_command(
     from rich.progress import Progress
     from rich.table import Table
 
-    from dsiem_sql.importer import backlog_files, import_files
+    from dsiem_sql.legacy.importer import backlog_files, import_files
 
     settings = engine_settings(status=status, tags=tags)
     config = _load(configs)

@@ -19,7 +19,7 @@ import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from dsiem_sql.aio import Stopped, unless_stopped
+from dsiem_sql.shell.aio import Stopped, unless_stopped
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ from typing import Protocol
 from dsiem_sql.config.loader import Config
 from dsiem_sql.engine import Changes, Engine, InvalidEvent, Stats, decode_event
 from dsiem_sql.engine.engine import wall_clock
-from dsiem_sql.logs import RateLimitedLog
+from dsiem_sql.enrichment.enricher import Enricher, checkers
+from dsiem_sql.enrichment.lookups import Lookups
 from dsiem_sql.output import OutputFiles
-from dsiem_sql.plugins.enricher import Enricher, checkers
-from dsiem_sql.plugins.runner import Lookups
+from dsiem_sql.shell.logs import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
