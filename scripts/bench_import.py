@@ -124,7 +124,8 @@ async def import_directory(configs: Path, saved: Path, db: Path) -> list:
     store = Store(db, None)
     await store.open()
     try:
-        await store.load(engine)
+        resumed = await store.resume(engine.directive)
+        engine.resume(resumed.backlogs, resumed.next_seq)
         return await import_files(backlog_files([saved]), engine, store)
     finally:
         await store.close()

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from dsiem_sql.config import load_config
 from dsiem_sql.engine import Engine
-from dsiem_sql.shell.replay import EventClock, ReplayRun, replay_file
+from dsiem_sql.shell.correlator import EventClock
+from dsiem_sql.shell.replay import ReplayRun, replay_file
 
 T0 = 1714557600
 PLUGIN_ID = 7000

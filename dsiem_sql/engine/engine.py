@@ -158,6 +158,12 @@ class Engine:
     def directive(self, directive_id: int) -> Directive | None:
         return self._by_id.get(directive_id)
 
+    def resume(self, backlogs: list[Backlog], next_seq: int) -> None:
+        """Take back the live backlogs and the backlog counter saved earlier."""
+        self.next_seq = max(self.next_seq, next_seq)
+        for b in backlogs:
+            self.restore(b)
+
     def restore(self, b: Backlog) -> None:
         """Take back a live backlog saved earlier (its directive must be loaded)."""
         b.directive.backlogs.append(b)
@@ -230,6 +236,7 @@ class Engine:
             stages=stages,
         )
         self.next_seq += 1
+        ch.next_seq = self.next_seq
         d.backlogs.append(b)
         self.backlogs[b.id] = b
         self.stats.backlogs_opened += 1

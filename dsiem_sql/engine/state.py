@@ -126,13 +126,15 @@ class Changes:
 
     `backlogs` holds every backlog that was opened, changed or ended, in its state after the
     change; `links` and `alarms` are the output records, in the order they were produced;
-    `lookups` the backlogs whose alarm wants intel and vulnerability lookups (§8.1).
+    `lookups` the backlogs whose alarm wants intel and vulnerability lookups (§8.1);
+    `next_seq` the engine's backlog counter after the last backlog opened (0: none opened).
     """
 
     backlogs: dict[str, Backlog] = field(default_factory=dict)
     links: list[EventLink] = field(default_factory=list)
     alarms: list[str] = field(default_factory=list)
     lookups: dict[str, Backlog] = field(default_factory=dict)
+    next_seq: int = 0
 
     def touch(self, backlog: Backlog) -> None:
         self.backlogs[backlog.id] = backlog
@@ -142,6 +144,7 @@ class Changes:
         self.links.extend(other.links)
         self.alarms.extend(other.alarms)
         self.lookups.update(other.lookups)
+        self.next_seq = max(self.next_seq, other.next_seq)
 
     def __bool__(self) -> bool:
         return bool(self.backlogs or self.links or self.alarms)

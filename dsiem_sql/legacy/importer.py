@@ -164,7 +164,7 @@ async def import_files(
     present_ids: Callable[[list[str]], set[str]] | None = None,
 ) -> list[FileResult]:
     """Import each file in one transaction; with `restore`, the new backlogs also go live in
-    `engine` (as `Store.load` resumes stored ones).
+    `engine` (as `Store.resume` resumes stored ones).
 
     With `store` None it is a dry run: files are read and checked, and `present_ids` (if
     given) tells which alarm ids the database already has; nothing is written.
@@ -190,18 +190,18 @@ async def _import(files, engine, store, remove, restore, on_file, present_ids):
         if on_file is not None:
             on_file(result)
 
-    async def finish(result: FileResult, ids: list[str], inserted) -> None:
-        present = await inserted
+    async def finish(result: FileResult, ids: list[str], inserting) -> None:
+        present = await inserting
         new = [i for i in ids if i not in present]
         if restore:
-            await store.restore(engine, new)
+            engine.resume(await store.live_backlogs(engine.directive, new), 0)
         result.present = len(present)
         result.imported = len(new)
         done(result)
 
-    # while the database thread inserts one file, the next ones are read
-    inserting: tuple | None = None
-    async with aclosing(_files_read(files, engine)) as files_read:
+    # while one file is inserted, the next ones are read
+    async with asyncio.TaskGroup() as tasks, aclosing(_files_read(files, engine)) as files_read:
+        inserting: tuple | None = None
         async for result, found in files_read:
             if inserting is not None:
                 await finish(*inserting)
@@ -218,8 +218,8 @@ async def _import(files, engine, store, remove, restore, on_file, present_ids):
                     found.backlogs[n] = (row[0], engine.next_seq, *row[2:])
                     engine.next_seq += 1
                 definition = engine.directive(found.directive_id).config
-                inserted = await store.start_import(found, definition, engine.next_seq)
-                inserting = (result, found.ids, inserted)
-    if inserting is not None:
-        await finish(*inserting)
+                insert = store.insert_import(found, definition, engine.next_seq)
+                inserting = (result, found.ids, tasks.create_task(insert))
+        if inserting is not None:
+            await finish(*inserting)
     return results

@@ -30,3 +30,10 @@ async def unless_stopped(stop: asyncio.Event, work: Awaitable[T]) -> T:
     if task.cancelled():
         raise Stopped
     return task.result()
+
+
+def first_cause(error: BaseException) -> BaseException:
+    """The first task's error of a task group's `ExceptionGroup` (or `error` itself)."""
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error

@@ -14,8 +14,9 @@ from pydantic import ValidationError
 
 from dsiem_sql.config import ConfigError, load_config
 from dsiem_sql.engine import Engine
+from dsiem_sql.shell.correlator import Batching, EventClock
 from dsiem_sql.shell.logs import setup_logging
-from dsiem_sql.shell.replay import Batching, EventClock, ReplayError, ReplayRun, replay_file
+from dsiem_sql.shell.replay import ReplayError, ReplayRun, replay_file
 from dsiem_sql.shell.settings import EngineSettings
 from dsiem_sql.store.errors import StoreError
 
@@ -412,7 +413,8 @@ def import_backlogs_command(
             store = Store(db, None)
             await store.open()
             try:
-                await store.load(engine)
+                resumed = await store.resume(engine.directive)
+                engine.resume(resumed.backlogs, resumed.next_seq)
                 return await import_files(files, engine, store, remove=remove, on_file=advance)
             finally:
                 await store.close()

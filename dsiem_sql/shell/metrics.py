@@ -4,45 +4,53 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Iterator, Mapping
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
 
 
-class Metrics:
-    def __init__(self) -> None:
+COUNTERS = {  # key of the live values -> (name, help); Prometheus adds `_total`
+    "received": ("dsiem_events_received", "Events received from NATS"),
+    "invalid": ("dsiem_events_invalid", "Events dropped as malformed or invalid"),
+    "dropped": ("dsiem_events_dropped", "Events dropped because the queue was full"),
+    "processed": ("dsiem_events_processed", "Events run through the engine"),
+    "alarms": ("dsiem_alarms_written", "Alarm lines written"),
+    "commit_retries": ("dsiem_commit_retries",
+                       "Writes retried after a fault that can pass (disk full, lock)"),
+}
+GAUGES = {
+    "queue_length": ("dsiem_queue_length", "Events waiting in the queue"),
+    "backlogs": ("dsiem_backlogs", "Live backlogs"),
+    "last_commit": ("dsiem_last_commit_timestamp_seconds",
+                    "Unix time of the last successful commit (0: none since start)"),
+}
+
+
+class Metrics(Collector):
+    """Every counter and gauge is read from the service's live values at each scrape."""
+
+    def __init__(self, read: Callable[[], Mapping[str, float]]) -> None:
+        self.read = read
         self.registry = CollectorRegistry()
-        r = self.registry
-        self.received = Counter("dsiem_events_received", "Events received from NATS", registry=r)
-        self.invalid = Counter("dsiem_events_invalid", "Events dropped as malformed or invalid",
-                               registry=r)
-        self.dropped = Counter("dsiem_events_dropped", "Events dropped because the queue was full",
-                               registry=r)
-        self.processed = Counter("dsiem_events_processed", "Events run through the engine",
-                                 registry=r)
-        self.queue_length = Gauge("dsiem_queue_length", "Events waiting in the queue", registry=r)
-        self.backlogs = Gauge("dsiem_backlogs", "Live backlogs", registry=r)
-        self.alarms = Counter("dsiem_alarms_written", "Alarm lines written", registry=r)
-        self.commit_retries = Counter(
-            "dsiem_commit_retries", "Writes retried after a transient fault (disk full, lock)",
-            registry=r,
-        )
-        self.last_commit = Gauge(
-            "dsiem_last_commit_timestamp_seconds",
-            "Unix time of the last successful commit (0: none since start)", registry=r,
-        )
         self.commit_seconds = Histogram(
-            "dsiem_commit_seconds", "Latency of one database commit", registry=r,
+            "dsiem_commit_seconds", "Latency of one database commit", registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
+        self.registry.register(self)
+
+    def describe(self) -> list[Metric]:
+        return []  # nothing to read before the service runs
+
+    def collect(self) -> Iterator[Metric]:
+        values = self.read()
+        for key, (name, text) in COUNTERS.items():
+            yield CounterMetricFamily(name, text, value=values[key])
+        for key, (name, text) in GAUGES.items():
+            yield GaugeMetricFamily(name, text, value=values[key])
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

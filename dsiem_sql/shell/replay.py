@@ -1,7 +1,7 @@
 """Offline replay: JSON-lines events through the engine at full speed, event time as clock.
 
-Changes are handed to a sink in batches: `FileSink` writes the output files directly,
-`dsiem_sql.store.Store` commits them to the database first (group commit).
+A `Correlator` hands the changes in batches to a sink: the output files directly
+(`FileSink`), or the database first (`Store`, group commit).
 """
 
 from __future__ import annotations
@@ -14,67 +14,19 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from dsiem_sql.config.loader import Config
-from dsiem_sql.engine import Changes, Engine, InvalidEvent, Stats, decode_event
+from dsiem_sql.engine import Engine, InvalidEvent, Stats, decode_event
 from dsiem_sql.engine.engine import wall_clock
 from dsiem_sql.enrichment.enricher import Enricher, checkers
 from dsiem_sql.enrichment.lookups import Lookups
-from dsiem_sql.output import OutputFiles
+from dsiem_sql.shell.aio import first_cause
+from dsiem_sql.shell.correlator import Batching, Correlator, EventClock, FileSink, Sink
 from dsiem_sql.shell.logs import RateLimitedLog
+from dsiem_sql.store.outbox import Appender
 
 log = logging.getLogger(__name__)
-
-
-class EventClock:
-    """The newest event time seen so far; it never goes back."""
-
-    def __init__(self, now: int = 0):
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, to: int) -> bool:
-        if to > self.now:
-            self.now = to
-            return True
-        return False
-
-
-class Sink(Protocol):
-    async def commit(
-        self,
-        changes: Changes,
-        engine: Engine,
-        clock: int,
-        progress: tuple[str, int, int] | None = None,
-    ) -> None: ...
-
-
-class FileSink:
-    """Writes each batch straight to the output files (no database)."""
-
-    def __init__(self, out: OutputFiles):
-        self.out = out
-
-    async def commit(
-        self,
-        changes: Changes,
-        engine: Engine,
-        clock: int,
-        progress: tuple[str, int, int] | None = None,
-    ) -> None:
-        self.out.write(changes)
-
-
-@dataclass(frozen=True)
-class Batching:
-    """Commit when `interval_ms` has passed since the last commit, or after `changes`."""
-
-    interval_ms: int = 100
-    changes: int = 2000
+DAY = 86400
 
 
 @dataclass
@@ -93,28 +45,22 @@ class ReplaySummary:
 
 async def replay(
     lines: Iterable[bytes | str],
-    engine: Engine,
-    clock: EventClock,
-    sink: Sink,
+    correlator: Correlator,
     *,
     final_sweep: bool = True,
-    batching: Batching = Batching(),
     source: str | None = None,
     line: int = 0,
     offset: int = 0,
-    lookups: Lookups | None = None,
 ) -> ReplaySummary:
-    """Feed every line to the engine and hand the changes to `sink` in batches.
+    """Feed every line to the correlator, committing as its policy says.
 
     Expiry runs whenever the event clock advances, and once more at the wall-clock time at
     the end when `final_sweep` is set. `source`, `line` and `offset` name the input and where
     it starts; each commit records the position reached (for `--resume`).
     """
+    assert correlator.clock is not None, "replay runs on event time"
     summary = ReplaySummary()
     started = time.perf_counter()
-    batch = Changes()
-    interval = batching.interval_ms / 1000
-    last_commit = time.monotonic()
     invalid_log = RateLimitedLog(log, "invalid events")
     for text in lines:
         line += 1
@@ -128,33 +74,19 @@ async def replay(
             summary.invalid += 1
             invalid_log.warning("line %d: %s, skipping it", line, exc)
             continue
-        if clock.advance(event.ts):
-            engine.expire(into=batch)
-        engine.process(event, into=batch)
-        if len(batch.links) + len(batch.backlogs) >= batching.changes or (
-            time.monotonic() - last_commit >= interval
-        ):
-            if lookups is not None:
-                lookups.apply(engine, into=batch)
-                lookups.start(batch)
-            await sink.commit(batch, engine, clock.now, _position(source, line, offset))
+        correlator.feed(event)
+        if correlator.due(empty=True):
+            await correlator.commit(_position(source, line, offset))
             await asyncio.sleep(0)  # let lookups in flight make progress
-            batch = Changes()
-            last_commit = time.monotonic()
             invalid_log.flush()
     invalid_log.flush(force=True)
-    summary.event_clock = clock.now
+    summary.event_clock = correlator.clock.now
     if final_sweep:
-        clock.advance(wall_clock())
-        engine.expire(into=batch)
-    if lookups is not None:  # nothing is lost at the end: wait for the lookups in flight
-        lookups.start(batch)
-        await lookups.drain()
-        lookups.apply(engine, into=batch)
-    await sink.commit(batch, engine, clock.now, _position(source, line, offset))
+        correlator.sweep(wall_clock())
+    await correlator.finish(_position(source, line, offset))
     summary.seconds = time.perf_counter() - started
-    summary.stats = engine.stats
-    summary.live_backlogs = len(engine.backlogs)
+    summary.stats = correlator.engine.stats
+    summary.live_backlogs = len(correlator.engine.backlogs)
     return summary
 
 
@@ -171,7 +103,7 @@ class ReplayRun:
     db: str | None = None
     resume: bool = False
     sync: str = "normal"
-    batching: Batching = Batching()
+    batching: Batching = field(default_factory=Batching)
     retention_days: int = 7
     final_sweep: bool | None = None  # default: on without a database, off with one
     cache_minutes: int = 10
@@ -185,73 +117,70 @@ class ReplayError(Exception):
 async def replay_file(
     run: ReplayRun, engine: Engine, clock: EventClock, config: Config | None = None
 ) -> ReplaySummary:
-    """Open the input (and the database), restore state, replay, and close everything.
+    """Open the input (and the database), resume state, replay, and close everything.
     With `config`, its intel and vuln sources enrich the alarms."""
-    enricher = Enricher(
-        checkers(config.intel, config.vuln) if config else [],
-        cache_minutes=run.cache_minutes,
-        private_ips=run.intel_private_ip,
-    )
-    async with enricher:
-        return await _replay_file(run, engine, clock, Lookups(enricher))
-
-
-async def _replay_file(
-    run: ReplayRun, engine: Engine, clock: EventClock, lookups: Lookups
-) -> ReplaySummary:
-    from dsiem_sql.store.store import Store  # SQLAlchemy and alembic load only when a db is used
-
     if run.resume and (run.db is None or run.file == "-"):
         raise ReplayError("--resume needs --db and an event file (not stdin)")
     try:
         source = sys.stdin.buffer if run.file == "-" else open(run.file, "rb")  # noqa: SIM115
     except OSError as exc:
         raise ReplayError(f"{run.file}: cannot read events: {exc.strerror}") from None
-    name = None if run.file == "-" else os.path.abspath(run.file)
+    enricher = Enricher(
+        checkers(config.intel, config.vuln) if config else [],
+        cache_minutes=run.cache_minutes,
+        private_ips=run.intel_private_ip,
+    )
     with source:
-        if run.db is None:
-            final_sweep = True if run.final_sweep is None else run.final_sweep
-            with OutputFiles(run.out) as files:
-                return await replay(
-                    source,
-                    engine,
-                    clock,
-                    FileSink(files),
-                    final_sweep=final_sweep,
-                    batching=run.batching,
-                    lookups=lookups,
-                )
-        store = Store(run.db, run.out, run.sync)  # type: ignore[arg-type]
-        await store.open()
         try:
-            resumed = await store.load(engine, name)
-            clock.now = max(clock.now, resumed.clock)
-            line = offset = 0
-            if run.resume:
-                if resumed.offset > Path(run.file).stat().st_size:
-                    raise ReplayError(
-                        f"{run.file}: shorter than the position recorded in {run.db} "
-                        f"(line {resumed.line}); is it the same file?"
-                    )
-                source.seek(resumed.offset)
-                line, offset = resumed.line, resumed.offset
-                log.info("resuming %s after line %d", run.file, line)
-            day = 86400
-            await store.prune(clock.now - run.retention_days * day)
-            summary = await replay(
-                source,
-                engine,
-                clock,
-                store,
-                final_sweep=bool(run.final_sweep),
-                batching=run.batching,
-                source=name,
-                line=line,
-                offset=offset,
-                lookups=lookups,
-            )
-            # retention follows event time; a final sweep's jump to wall-clock time prunes nothing
-            await store.prune(summary.event_clock - run.retention_days * day)
-            return summary
-        finally:
-            await store.close()
+            return await _replay(run, source, engine, clock, enricher)
+        except BaseExceptionGroup as failure:  # of the task group: the first task's error
+            raise first_cause(failure) from None
+
+
+async def _replay(run: ReplayRun, source, engine: Engine, clock: EventClock,
+                  enricher: Enricher) -> ReplaySummary:
+    async with enricher, asyncio.TaskGroup() as tasks:
+
+        def correlator(sink: Sink) -> Correlator:
+            return Correlator(engine, sink, batching=run.batching, clock=clock,
+                              lookups=Lookups(enricher, tasks), tasks=tasks)
+
+        if run.db is None:
+            out = Appender(run.out)
+            out.open()
+            final_sweep = True if run.final_sweep is None else run.final_sweep
+            return await replay(source, correlator(FileSink(out)), final_sweep=final_sweep)
+        return await _replay_into_database(run, source, correlator, engine, clock)
+
+
+async def _replay_into_database(run: ReplayRun, source, correlator, engine: Engine,
+                                clock: EventClock) -> ReplaySummary:
+    from dsiem_sql.store.store import Store  # SQLAlchemy and alembic load only when a db is used
+
+    name = None if run.file == "-" else os.path.abspath(run.file)
+    store = Store(run.db, run.out, run.sync)  # type: ignore[arg-type]
+    await store.open()
+    try:
+        resumed = await store.resume(engine.directive, name)
+        engine.resume(resumed.backlogs, resumed.next_seq)
+        clock.now = max(clock.now, resumed.clock)
+        line = offset = 0
+        if run.resume:
+            if resumed.offset > Path(run.file).stat().st_size:
+                raise ReplayError(
+                    f"{run.file}: shorter than the position recorded in {run.db} "
+                    f"(line {resumed.line}); is it the same file?"
+                )
+            source.seek(resumed.offset)
+            line, offset = resumed.line, resumed.offset
+            log.info("resuming %s after line %d", run.file, line)
+        await store.prune(clock.now - run.retention_days * DAY)
+        summary = await replay(source, correlator(store), final_sweep=bool(run.final_sweep),
+                               source=name, line=line, offset=offset)
+        # retention follows event time; a final sweep's jump to wall-clock time prunes nothing
+        await store.prune(summary.event_clock - run.retention_days * DAY)
+    except BaseException:
+        await store.close(abort=True)
+        raise
+    await store.close()
+    return summary

@@ -1,11 +1,12 @@
 """`dsiem-sql serve`: the NATS correlation service (SPEC §1, §9).
 
-One task runs the engine: it takes events from the intake queue in arrival order, runs
-expiry on the wall clock every 10 s, and hands changes to the single database writer in
-group commits. NATS callbacks only enqueue.
+NATS callbacks only enqueue. One task, the worker, takes events from the intake queue in
+arrival order and drives the `Correlator`: expiry on the wall clock every 10 s, and group
+commits to the single database writer. The overload signal and the watchdog run beside it.
 
-The service's tasks run in one `asyncio.TaskGroup`: an unexpected error in any of them stops
-the service at once, with an ERROR naming the cause and `ServiceFailed` for a non-zero exit.
+The service's tasks (and each write and lookup) run in one `asyncio.TaskGroup`: an
+unexpected error in any of them stops the service at once, with an ERROR naming the cause
+and `ServiceFailed` for a non-zero exit.
 """
 
 from __future__ import annotations
@@ -20,16 +21,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dsiem_sql.config import load_config
-from dsiem_sql.engine import Changes, Engine, EngineOptions, InvalidEvent, decode_event
+from dsiem_sql.engine import Changes, Engine, EngineOptions, Event, InvalidEvent, decode_event
 from dsiem_sql.engine.engine import wall_clock
 from dsiem_sql.enrichment.enricher import Enricher, checkers
 from dsiem_sql.enrichment.lookups import Lookups
+from dsiem_sql.shell.aio import first_cause
 from dsiem_sql.shell.bus import Bus, NatsOptions
+from dsiem_sql.shell.correlator import Batching, Correlator
 from dsiem_sql.shell.download import download_config
 from dsiem_sql.shell.intake import Intake
 from dsiem_sql.shell.logs import RateLimitedLog
 from dsiem_sql.shell.metrics import Metrics, serve_metrics
-from dsiem_sql.shell.replay import Batching
+from dsiem_sql.shell.overload import Overload
+from dsiem_sql.shell.watchdog import Counters, Watchdog
 from dsiem_sql.store.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -71,61 +75,22 @@ class ServeOptions:
     db_retry_window: float = 60.0
 
 
-class Overload:
-    """SPEC §9.4: `true` on the first pressure signal, `false` `hold` seconds after the last.
-    While `pressure()` holds (commits failing), the signal stays on."""
-
-    def __init__(self, bus: Bus, hold: float, pressure: Callable[[], bool] = lambda: False):
-        self.bus, self.hold, self.pressure = bus, hold, pressure
-        self.active = False
-        self.until = 0.0
-        self._raised = asyncio.Event()
-
-    def signal(self) -> None:
-        self.until = time.monotonic() + self.hold
-        if not self.active:
-            self._raised.set()
-
-    async def run(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._raised.wait(), min(self.hold, 1.0) / 4)
-            self._raised.clear()
-            now = time.monotonic()
-            if self.pressure():
-                self.until = now + self.hold
-            if not self.active and now < self.until:
-                self.active = True
-                await self._send(True)
-            elif self.active and now >= self.until:
-                self.active = False
-                await self._send(False)
-
-    async def _send(self, value: bool) -> None:
-        try:
-            await self.bus.publish_overload(value)
-            log.info("overload = %s signal sent to frontend", str(value).lower())
-        except Exception as exc:
-            log.warning("cannot send the overload signal: %s", exc)
-
-
 class Service:
-    def __init__(self, options: ServeOptions, engine_options: EngineOptions):
+    def __init__(self, options: ServeOptions, engine_options: EngineOptions,
+                 monotonic: Callable[[], float] = time.monotonic):
         self.options = options
         self.engine_options = engine_options
-        self.metrics = Metrics()
+        self.monotonic = monotonic
         self.intake = Intake(options.max_queue)
-        self.invalid = 0
+        self.counters = Counters()
         self.invalid_log = RateLimitedLog(log, "invalid events")
-        self.processed = 0
-        self.proc_seconds = 0.0
+        self.metrics = Metrics(self._live)
         self.ready = False
-        self._synced = {"received": 0, "dropped": 0, "processed": 0, "retries": 0}
-        self.lookups = Lookups(None)
+        self.engine: Engine | None = None
         self.bus: Bus | None = None
         self.store = None
         self.worker: asyncio.Task[None] | None = None
-        self.turned = 0.0  # monotonic time the worker last went round its loop
+        self.turned = 0.0  # when the worker last went round its loop
 
     def healthy(self) -> bool:
         """Whether the service can make progress now: subscribed and connected to NATS, the
@@ -136,10 +101,24 @@ class Service:
             and self.bus.connected
             and self.worker is not None
             and not self.worker.done()
-            and time.monotonic() - self.turned < STALLED
+            and self.monotonic() - self.turned < STALLED
             and self.store is not None
             and not self.store.failing
         )
+
+    def _live(self) -> dict[str, float]:
+        """The values the metrics show."""
+        return {
+            "received": self.intake.received,
+            "invalid": self.counters.invalid,
+            "dropped": self.intake.dropped,
+            "processed": self.counters.processed,
+            "alarms": self.counters.alarm_lines,
+            "commit_retries": self.store.retries if self.store else 0,
+            "queue_length": len(self.intake),
+            "backlogs": len(self.engine.backlogs) if self.engine else 0,
+            "last_commit": self.store.last_commit if self.store else 0.0,
+        }
 
     async def run(self, stop: asyncio.Event) -> None:
         from dsiem_sql.store.store import Store
@@ -154,18 +133,18 @@ class Service:
                 return
             log.info("downloaded %d config files from %s", count, o.frontend)
         config = load_config(o.configs)
-        engine = Engine(config, self.engine_options, clock=wall_clock)
+        engine = self.engine = Engine(config, self.engine_options, clock=wall_clock)
         store = Store(o.db, o.logs, o.db_sync, retry_window=o.db_retry_window)  # type: ignore[arg-type]
         await store.open()
         self.store = store
-        self.metrics.last_commit.set_function(lambda: store.last_commit)
         metrics_server = None
         bus = self.bus = Bus(o.nats, self.intake.put)
         failed = False
         try:
-            resumed = await store.load(engine, with_backlogs=o.reload_backlogs)
+            resumed = await store.resume(engine.directive, with_backlogs=o.reload_backlogs)
+            engine.resume(resumed.backlogs, resumed.next_seq)
             if o.reload_backlogs:
-                log.info("resumed %d live backlogs from %s", resumed.backlogs, o.db)
+                log.info("resumed %d live backlogs from %s", len(resumed.backlogs), o.db)
             else:
                 log.warning("--no-reload-backlogs: the live backlogs in %s are not resumed", o.db)
             await self._import_legacy(engine, store)
@@ -182,8 +161,7 @@ class Service:
                 private_ips=o.intel_private_ip,
             )
             async with enricher:
-                self.lookups = Lookups(enricher)
-                await self._serve(engine, store, bus, stop)
+                await self._serve(engine, store, bus, enricher, stop)
         except ServiceFailed:
             failed = True
             raise
@@ -194,21 +172,28 @@ class Service:
                 await asyncio.wait_for(bus.close(), 1 if failed else None)
             if metrics_server is not None:
                 metrics_server.close()
-        log.info("stopped: %d events processed", self.processed)
+        log.info("stopped: %d events processed", self.counters.processed)
 
-    async def _serve(self, engine: Engine, store, bus: Bus, stop: asyncio.Event) -> None:
+    async def _serve(self, engine: Engine, store, bus: Bus, enricher: Enricher,
+                     stop: asyncio.Event) -> None:
         """Correlate until `stop`; then drain the queue and the lookups, and commit. A task
         that fails stops the others and the service (`ServiceFailed`)."""
-        overload = Overload(bus, self.options.hold_duration, lambda: store.failing)
+        o = self.options
+        overload = Overload(bus.publish_overload, o.hold_duration, lambda: store.failing,
+                            self.monotonic)
+        watchdog = Watchdog(self.intake, self.counters, engine, o.watchdog_interval, o.max_eps)
         try:
             async with asyncio.TaskGroup() as tasks:
+                correlator = Correlator(
+                    engine, store, batching=o.batching, lookups=Lookups(enricher, tasks),
+                    tasks=tasks, monotonic=self.monotonic, on_commit=self._committed,
+                )
                 helpers = [
                     tasks.create_task(overload.run(), name="overload"),
-                    tasks.create_task(self._watchdog(engine), name="watchdog"),
+                    tasks.create_task(watchdog.run(), name="watchdog"),
                 ]
-                self.turned = time.monotonic()
-                self.worker = tasks.create_task(self._work(engine, store, overload),
-                                                name="worker")
+                self.turned = self.monotonic()
+                self.worker = tasks.create_task(self._work(correlator, overload), name="worker")
                 self.ready = True
                 await stop.wait()
                 log.info("stopping: no new events, draining %d queued", len(self.intake))
@@ -219,10 +204,14 @@ class Service:
                 for task in helpers:
                     task.cancel()
         except Exception as failure:  # the TaskGroup's ExceptionGroup
-            cause = _first_cause(failure)
+            cause = first_cause(failure)
             log.error("stopping on a fault: %s", _describe(cause),
                       exc_info=None if isinstance(cause, StoreError) else cause)
             raise ServiceFailed(_describe(cause)) from None
+
+    def _committed(self, seconds: float, changes: Changes) -> None:
+        self.metrics.commit_seconds.observe(seconds)
+        self.counters.alarm_lines += len(changes.alarms)
 
     async def _import_legacy(self, engine: Engine, store) -> None:
         """A swapped-in legacy deployment: import `<logs>/backlogs/*.json`, remove what was
@@ -240,130 +229,56 @@ class Service:
                     r.imported, r.path, r.present, sum(r.skipped.values()),
                 )
 
-    async def _work(self, engine: Engine, store, overload: Overload) -> None:
+    async def _work(self, correlator: Correlator, overload: Overload) -> None:
         o = self.options
-        batch = engine.expire()  # backlogs whose deadline passed while the service was down
-        interval = o.batching.interval_ms / 1000
-        last_commit = time.monotonic()
-        next_expiry = last_commit + o.expiry_interval
-        next_prune = last_commit + 3600
-        max_delay_ns = o.max_delay * 1_000_000_000
+        store = correlator.sink
+        correlator.expire()  # backlogs whose deadline passed while the service was down
+        now = self.monotonic()
+        next_expiry, next_prune = now + o.expiry_interval, now + 3600
         while True:
-            now = self.turned = time.monotonic()
-            # at least once a second: rate-limited warnings, health and writer faults
-            deadline = min(next_expiry, last_commit + interval if batch else now + 1.0)
-            if self.lookups.pending or self.lookups.done or store.writing:
-                deadline = min(deadline, now + interval)  # pick up their outcome soon
-            await self.intake.wait(max(0.0, deadline - now))
-            if not store.writing:
-                await store.flush()  # raises the error of a write that failed
+            now = self.turned = self.monotonic()
+            # at least once a second: rate-limited warnings, health
+            await self.intake.wait(min(next_expiry - now, correlator.seconds_to_due(1.0)))
             started = time.perf_counter()
             for payload in self.intake.take(TAKE):
                 event = self._decode(payload)
-                if event is None:
-                    continue
-                links = len(batch.links)
-                engine.process(event, into=batch)
-                if (
-                    max_delay_ns
-                    and len(batch.links) > links
-                    and time.time_ns() - event.rcvd_time > max_delay_ns
-                ):
-                    overload.signal()
-                self.processed += 1
-            self.proc_seconds += time.perf_counter() - started
-            now = time.monotonic()
+                if event is not None:
+                    if correlator.feed(event) and self._late(event):
+                        overload.signal()
+                    self.counters.processed += 1
+            self.counters.proc_seconds += time.perf_counter() - started
+            now = self.monotonic()
             if now >= next_expiry:
-                engine.expire(into=batch)
+                correlator.expire()
                 next_expiry = now + o.expiry_interval
-                if await store.checkpoint():
+                if await store.checkpoint():  # type: ignore[union-attr]
                     log.info("%s: the WAL, grown while a reader held it, is truncated", o.db)
-            drained = self.intake.closed and not len(self.intake)
-            if drained:  # nothing is lost at the end: wait for the lookups in flight
-                self.lookups.start(batch)
-                await self.lookups.drain()
-            self.lookups.apply(engine, into=batch)
-            if batch and (
-                drained
-                or now - last_commit >= interval
-                or len(batch.links) + len(batch.backlogs) >= o.batching.changes
-            ):
-                await self._commit(store, engine, batch)
-                batch = Changes()
-                last_commit = time.monotonic()
-            elif not batch:
-                last_commit = now
-            if now >= next_prune:
-                await store.prune(wall_clock() - o.retention_days * DAY)
-                next_prune = now + 3600
-            self.invalid_log.flush(force=drained)
-            if drained:
+            if self.intake.closed and not len(self.intake):
+                await correlator.finish()
+                self.invalid_log.flush(force=True)
                 return
+            if correlator.due():
+                await correlator.commit()
+            if now >= next_prune:
+                await store.prune(wall_clock() - o.retention_days * DAY)  # type: ignore[union-attr]
+                next_prune = now + 3600
+            self.invalid_log.flush()
             await asyncio.sleep(0)  # let NATS hand over more events
 
-    def _decode(self, payload: bytes):
+    def _late(self, event: Event) -> bool:
+        """Older than --max_delay when it reached its backlog (SPEC §9.4)."""
+        max_delay = self.options.max_delay
+        return bool(max_delay) and time.time_ns() - event.rcvd_time > max_delay * 1_000_000_000
+
+    def _decode(self, payload: bytes) -> Event | None:
         try:
             if len(payload) > MAX_EVENT_BYTES:
                 raise InvalidEvent(f"event of {len(payload)} bytes is larger than the limit")
             return decode_event(payload)
         except InvalidEvent as exc:
-            self.invalid += 1
-            self.metrics.invalid.inc()
+            self.counters.invalid += 1
             self.invalid_log.warning("%s, skipping it", exc)
             return None
-
-    async def _commit(self, store, engine: Engine, batch: Changes) -> None:
-        self.lookups.start(batch)
-        started = time.perf_counter()
-        await store.commit(batch, engine, engine.clock())
-        self.metrics.commit_seconds.observe(time.perf_counter() - started)
-        self.metrics.alarms.inc(len(batch.alarms))
-        self._sync_metrics(engine)
-
-    def _sync_metrics(self, engine: Engine) -> None:
-        m, synced = self.metrics, self._synced
-        now = {"received": self.intake.received, "dropped": self.intake.dropped,
-               "processed": self.processed, "retries": self.store.retries if self.store else 0}
-        m.received.inc(now["received"] - synced["received"])
-        m.dropped.inc(now["dropped"] - synced["dropped"])
-        m.processed.inc(now["processed"] - synced["processed"])
-        m.commit_retries.inc(now["retries"] - synced["retries"])
-        m.queue_length.set(len(self.intake))
-        m.backlogs.set(len(engine.backlogs))
-        self._synced = now
-
-    async def _watchdog(self, engine: Engine) -> None:
-        """SPEC §9.6: a `watchdog report` every 10 s, with [R]'s field names."""
-        o = self.options
-        seen = {"received": 0, "processed": 0, "matched": 0, "dropped": 0, "seconds": 0.0}
-        while True:
-            await asyncio.sleep(o.watchdog_interval)
-            self._sync_metrics(engine)
-            received, dropped = self.intake.received, self.intake.dropped
-            matched, seconds = engine.stats.matched, self.proc_seconds
-            processed = self.processed
-            done = processed - seen["processed"]
-            avg_ms = 1000 * (seconds - seen["seconds"]) / done if done else 0.0
-            fields = {
-                "eps": round(done / o.watchdog_interval, 2),
-                "queue_length": len(self.intake),
-                "avg_proc_time_ms": round(avg_ms, 3),
-                "directives_ttl": len(engine.directives),
-                "directives_active": sum(1 for d in engine.directives if d.backlogs),
-                "backlogs": len(engine.backlogs),
-                "events_rcvd": received - seen["received"],
-                "events_matched": matched - seen["matched"],
-                "events_dropped": dropped - seen["dropped"],
-                "events_invalid": self.invalid,
-            }
-            log.info("watchdog report", extra={"fields": fields})
-            if len(self.intake) and o.max_eps and avg_ms > 1000 / o.max_eps:
-                log.warning(
-                    "avg. processing time maybe too long to sustain the target %d event/sec "
-                    "(or %.3f ms/event)", o.max_eps, 1000 / o.max_eps,
-                )
-            seen.update(received=received, processed=processed, matched=matched,
-                        dropped=dropped, seconds=seconds)
 
 
 def run_service(options: ServeOptions, engine_options: EngineOptions) -> None:
@@ -378,12 +293,6 @@ def run_service(options: ServeOptions, engine_options: EngineOptions) -> None:
         await Service(options, engine_options).run(stop)
 
     asyncio.run(main())
-
-
-def _first_cause(group: BaseException) -> BaseException:
-    while isinstance(group, BaseExceptionGroup):  # the first task that failed
-        group = group.exceptions[0]
-    return group
 
 
 def _describe(exc: BaseException) -> str:

@@ -19,7 +19,6 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import dsiem_sql.migrations
 from dsiem_sql.store.errors import StoreError, cannot_write
@@ -65,37 +64,24 @@ def check_database_file(path: Path, must_exist: bool = False) -> None:
         raise StoreError(f"{path}: directory {path.parent} does not exist")
 
 
-def _set_pragmas(sync: Sync):
-    def on_connect(dbapi_connection, _record) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute(f"PRAGMA synchronous = {sync.upper()}")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.close()
-
-    return on_connect
-
-
-def connect(path: Path, sync: Sync = "normal", cached_statements: int = 128) -> sqlite3.Connection:
-    """A plain `sqlite3` connection (autocommit; usable from one other thread at a time)
-    with the same pragmas as the SQLAlchemy engines."""
-    con = sqlite3.connect(
-        path, isolation_level=None, check_same_thread=False, cached_statements=cached_statements
-    )
-    _set_pragmas(sync)(con, None)
-    return con
+def pragmas(sync: Sync) -> list[str]:
+    return [
+        f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
+        "PRAGMA journal_mode = WAL",
+        f"PRAGMA synchronous = {sync.upper()}",
+        "PRAGMA foreign_keys = ON",
+    ]
 
 
 def sync_engine(path: Path, sync: Sync = "normal") -> Engine:
+    """For the migrations, which run on their own short-lived connection at start."""
     engine = create_engine(f"sqlite:///{path}")
-    event.listen(engine, "connect", _set_pragmas(sync))
-    return engine
 
+    def on_connect(dbapi_connection, _record) -> None:
+        for pragma in pragmas(sync):
+            dbapi_connection.execute(pragma)
 
-def async_engine(path: Path, sync: Sync = "normal") -> AsyncEngine:
-    engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
-    event.listen(engine.sync_engine, "connect", _set_pragmas(sync))
+    event.listen(engine, "connect", on_connect)
     return engine
 
 

@@ -12,14 +12,13 @@ from typing import Any
 import orjson
 
 from dsiem_sql.config.models import DirectiveConfig
-from dsiem_sql.engine.alarm import render_link
 from dsiem_sql.engine.rules import FirstEvent, Rule
-from dsiem_sql.engine.state import LIVE, Backlog, Changes, Directive, Stage
+from dsiem_sql.engine.state import LIVE, Backlog, Directive, Stage
+from dsiem_sql.store import schema
 
 RULE_FIELDS = tuple(f.name for f in dataclasses.fields(Rule) if f.init)
 _RULE_KEYS = tuple("from" if name == "from_" else name for name in RULE_FIELDS)
 _rule_values = attrgetter(*RULE_FIELDS)
-ALARMS, ALARM_EVENTS = "alarms", "alarm_events"
 
 
 def dumps(value: Any) -> str:
@@ -51,21 +50,16 @@ def rule_from_json(text: str) -> Rule:
     return Rule(**kwargs)
 
 
-# Rows are tuples in the order of these columns (the writer inserts them as they are).
-# `directive_version` comes last: the writer appends it once it knows the version's row id.
+# Rows are tuples in the order of these columns, the tables' own order, which the writer
+# inserts as they are; `directive_version` is moved last: the writer appends it once it knows
+# the version's row id.
 BACKLOG_COLUMNS = (
-    "id", "seq", "directive_id", "state", "title", "status", "tag", "current_stage",
-    "highest_stage", "risk", "risk_class", "src_ips", "dst_ips", "networks", "custom_data",
-    "created_time", "update_time", "last_srcport", "last_dstport", "deadline", "ended_time",
-    "src_sockets", "dst_sockets", "directive_version",
+    *(c.name for c in schema.backlogs.c if c.name != "directive_version"), "directive_version"
 )
-STAGE_COLUMNS = (
-    "backlog_id", "stage", "rule", "resolved", "status", "start_time", "end_time",
-    "first_event", "sticky",
-)
-LINK_COLUMNS = ("backlog_id", "stage", "event_id")
-ENRICHMENT_COLUMNS = ("backlog_id", "kind", "provider", "term", "result")
-OUTBOX_COLUMNS = ("seq", "file", "line")
+STAGE_COLUMNS = tuple(c.name for c in schema.stages.c)
+LINK_COLUMNS = tuple(c.name for c in schema.stage_events.c if c.name != "id")
+ENRICHMENT_COLUMNS = tuple(c.name for c in schema.enrichments.c)
+OUTBOX_COLUMNS = tuple(c.name for c in schema.outbox.c)
 
 
 def backlog_row(b: Backlog) -> tuple:
@@ -127,13 +121,6 @@ def import_rows(imported: list[Backlog]) -> ImportRows:
         links=[r for b in imported for r in link_rows(b)],
         enrichments=[r for b in imported for r in enrichment_rows(b)],
     )
-
-
-def outbox_lines(changes: Changes) -> list[tuple[str, str]]:
-    """The output records of `changes` as (file, line), in the order they were produced."""
-    lines = [(ALARM_EVENTS, render_link(link)) for link in changes.links]
-    lines.extend((ALARMS, line) for line in changes.alarms)
-    return lines
 
 
 def backlog_from_rows(

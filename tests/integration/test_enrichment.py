@@ -17,8 +17,9 @@ from dsiem_sql.config import load_config
 from dsiem_sql.engine import Engine
 from dsiem_sql.enrichment.enricher import Enricher, checkers
 from dsiem_sql.enrichment.lookups import Lookups
-from dsiem_sql.output import OutputFiles
-from dsiem_sql.shell.replay import Batching, EventClock, FileSink, replay
+from dsiem_sql.shell.correlator import Batching, Correlator, EventClock, FileSink
+from dsiem_sql.shell.replay import replay
+from dsiem_sql.store.outbox import Appender
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1714557600
@@ -152,12 +153,15 @@ def test_a_hanging_server_never_stalls_correlation(tmp_path):
 
         async def run():
             lines = attack("8.8.8.8", 1) + noise(10_000)
-            async with Watched(checkers(config.intel, config.vuln), timeout=1.5) as enricher:
-                with OutputFiles(tmp_path / "out") as out:
-                    return await replay(
-                        lines, engine, clock, FileSink(out), final_sweep=False,
-                        batching=Batching(interval_ms=1, changes=10_000), lookups=Lookups(enricher),
-                    )
+            out = Appender(tmp_path / "out")
+            out.open()
+            async with (Watched(checkers(config.intel, config.vuln), timeout=1.5) as enricher,
+                        asyncio.TaskGroup() as tasks):
+                correlator = Correlator(
+                    engine, FileSink(out), batching=Batching(interval_ms=1, changes=10_000),
+                    clock=clock, lookups=Lookups(enricher, tasks), tasks=tasks,
+                )
+                return await replay(lines, correlator, final_sweep=False)
 
         summary = asyncio.run(run())
         assert summary.read == 10_001

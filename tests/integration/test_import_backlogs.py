@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from dsiem_sql import importer
 from dsiem_sql.config import load_config
 from dsiem_sql.engine import Engine
+from dsiem_sql.legacy import importer
 from dsiem_sql.legacy.formats import SAVED_FILE, title_matches, to_backlog
 from dsiem_sql.legacy.importer import backlog_files, import_files
 from dsiem_sql.store import StoreError
@@ -340,13 +340,14 @@ def test_a_failed_insert_rolls_the_whole_file_back_and_the_store_stays_usable(tm
     async def insert(store: Store) -> set[str]:
         found = import_rows([first, second])
         found.backlogs = [(r[0], n, *r[2:]) for n, r in enumerate(found.backlogs, 1)]
-        return await (await store.start_import(found, directive.config, 3))
+        return await store.insert_import(found, directive.config, 3)
 
     async def run() -> set[str]:
         store = Store(db, None)
         await store.open()
         try:
-            await store.load(engine)
+            resumed = await store.resume(engine.directive)
+            engine.resume(resumed.backlogs, resumed.next_seq)
             with pytest.raises(StoreError, match=r"UNIQUE constraint failed: stages\."):
                 await insert(store)
             second.stages[2] = stage3
@@ -371,7 +372,8 @@ def test_files_read_by_worker_processes_import_as_read_in_process(tmp_path, monk
             store = Store(db, None)
             await store.open()
             try:
-                await store.load(engine)
+                resumed = await store.resume(engine.directive)
+                engine.resume(resumed.backlogs, resumed.next_seq)
                 results = await import_files(files, engine, store, restore=True)
                 return results, sorted(b.id for d in engine.directives for b in d.backlogs)
             finally:

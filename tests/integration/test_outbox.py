@@ -11,8 +11,9 @@ from workload import events, write_configs
 
 from dsiem_sql.config import load_config
 from dsiem_sql.engine import Engine
-from dsiem_sql.output import OutputFiles
-from dsiem_sql.shell.replay import Batching, EventClock, FileSink, replay
+from dsiem_sql.shell.correlator import Batching, Correlator, EventClock, FileSink
+from dsiem_sql.shell.replay import replay
+from dsiem_sql.store.outbox import Appender
 from dsiem_sql.store.store import Store
 
 LINES = [line.encode() + b"\n" for line in events(3000, seed=3)]
@@ -23,30 +24,49 @@ class Crash(Exception):
     pass
 
 
-class CrashingStore(Store):
+class CrashingAppender(Appender):
     """Dies inside the n-th output write, after `keep` bytes of it reached the files."""
 
     def __init__(self, *args, crash_on: int, keep: float, **kwargs):
         super().__init__(*args, **kwargs)
         self.crash_on, self.keep, self.writes = crash_on, keep, 0
 
-    def _append(self, outbox_rows):
+    def append(self, lines):
         self.writes += 1
         if self.writes < self.crash_on:
-            return super()._append(outbox_rows)
-        first_file = outbox_rows[0][1]  # rows are (seq, file, line)
-        data = "".join(line + "\n" for _, file, line in outbox_rows if file == first_file)
+            return super().append(lines)
+        first_file = lines[0][1]  # lines are (seq, file, line)
+        data = "".join(line + "\n" for _, file, line in lines if file == first_file)
         data = data.encode()
-        with self._files[first_file].path.open("ab") as f:
+        with self.files[first_file].path.open("ab") as f:
             f.write(data[: int(len(data) * self.keep)])
         raise Crash
+
+
+def correlator(engine: Engine, clock: EventClock, sink) -> Correlator:
+    return Correlator(engine, sink, batching=SMALL_BATCHES, clock=clock)
+
+
+async def resume(store: Store, engine: Engine, clock: EventClock) -> int:
+    """Resume `engine` from `store`; returns the input line reached."""
+    resumed = await store.resume(engine.directive, "events")
+    engine.resume(resumed.backlogs, resumed.next_seq)
+    clock.now = resumed.clock
+    return resumed.line
+
+
+async def die(store: Store) -> None:
+    """The process dies here: no close(), no confirmation transaction."""
+    await store.writer.close()
+    store._lock.release()
 
 
 def expected_output(tmp: Path, configs: Path) -> tuple[list[dict], list[dict]]:
     clock = EventClock()
     engine = Engine(load_config(configs), clock=clock)
-    with OutputFiles(tmp) as out:
-        asyncio.run(replay(LINES, engine, clock, FileSink(out), final_sweep=False))
+    out = Appender(tmp)
+    out.open()
+    asyncio.run(replay(LINES, Correlator(engine, FileSink(out), clock=clock), final_sweep=False))
     alarms, links, _ = normalised_outputs(tmp)
     return alarms, links
 
@@ -55,23 +75,21 @@ async def crash_then_resume(db: Path, out: Path, configs: Path, crash_on: int, k
     config = load_config(configs)
     clock = EventClock()
     engine = Engine(config, clock=clock)
-    store = CrashingStore(db, out, crash_on=crash_on, keep=keep)
+    store = Store(db, out)
+    store.out = CrashingAppender(out, crash_on=crash_on, keep=keep)
     await store.open()
     with pytest.raises(Crash):
-        await replay(LINES, engine, clock, store, final_sweep=False, batching=SMALL_BATCHES,
+        await replay(LINES, correlator(engine, clock, store), final_sweep=False,
                      source="events")
-    # the process dies here: no close(), no confirmation transaction
-    await store.engine.dispose()
-    store._lock.release()
+    await die(store)
 
     engine = Engine(config, clock=clock)
     store = Store(db, out)
     await store.open()  # writes what the crash left in the outbox
     try:
-        resumed = await store.load(engine, "events")
-        clock.now = resumed.clock
-        await replay(LINES[resumed.line:], engine, clock, store, final_sweep=False,
-                     batching=SMALL_BATCHES, source="events", line=resumed.line)
+        line = await resume(store, engine, clock)
+        await replay(LINES[line:], correlator(engine, clock, store), final_sweep=False,
+                     source="events", line=line)
     finally:
         await store.close()
 
@@ -98,21 +116,18 @@ def test_lines_written_but_not_confirmed_are_not_written_again(tmp_path):
         store = Store(db, out)
         await store.open()
         half = len(LINES) // 2
-        await replay(LINES[:half], engine, clock, store, final_sweep=False,
-                     batching=SMALL_BATCHES, source="events")
+        await replay(LINES[:half], correlator(engine, clock, store), final_sweep=False,
+                     source="events")
         # die after the last write, before the transaction that confirms it
-        await store.flush()
         assert store._unconfirmed
-        await store.engine.dispose()
-        store._lock.release()
+        await die(store)
         engine = Engine(load_config(configs), clock=clock)
         store = Store(db, out)
         await store.open()
         try:
-            resumed = await store.load(engine, "events")
-            assert resumed.line == half
-            await replay(LINES[half:], engine, clock, store, final_sweep=False,
-                         batching=SMALL_BATCHES, source="events", line=half)
+            assert await resume(store, engine, clock) == half
+            await replay(LINES[half:], correlator(engine, clock, store), final_sweep=False,
+                         source="events", line=half)
         finally:
             await store.close()
 

@@ -23,13 +23,13 @@ from dsiem_sql.store.database import (
     BUSY_TIMEOUT_MS,
     StoreError,
     WriterLock,
-    async_engine,
     current_revision,
     head_revision,
     sync_engine,
     upgrade,
 )
 from dsiem_sql.store.schema import VIEWS, metadata
+from dsiem_sql.store.writer import Writer
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -231,19 +231,18 @@ def test_sync_engine_pragmas(tmp_path, sync, level):
 
 
 @pytest.mark.parametrize(("sync", "level"), [("normal", 1), ("full", 2)])
-async def test_async_engine_pragmas(tmp_path, sync, level):
-    """The Store writes through the async engine; it gets the same settings."""
+async def test_writer_pragmas(tmp_path, sync, level):
+    """The Store writes through its Writer connection; it gets the same settings."""
     db = tmp_path / "state.db"
     upgrade(db)
-    engine = async_engine(db, sync)
+    writer = await Writer.open(db, sync)
     try:
-        async with engine.connect() as conn:
-            got = [
-                (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
-                for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
-            ]
+        got = [
+            (await writer.read(f"PRAGMA {name}"))[0][0]
+            for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+        ]
     finally:
-        await engine.dispose()
+        await writer.close()
     assert got == ["wal", level, 1, BUSY_TIMEOUT_MS]
 
 

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from workload import PLUGIN, T0, events, write_configs
 
 from dsiem_sql.config import load_config
-from dsiem_sql.engine import Changes, Engine, decode_event
-from dsiem_sql.shell.replay import EventClock
+from dsiem_sql.engine import Engine, decode_event
+from dsiem_sql.shell.correlator import Correlator, EventClock
 from dsiem_sql.store.database import upgrade
 from dsiem_sql.store.rows import rule_json
 from dsiem_sql.store.store import Store
@@ -89,19 +89,18 @@ def test_reloaded_state_equals_engine_state_after_every_prefix(specs):
         engine = Engine(CONFIG, clock=clock, new_id=new_ids("a"))
         store = Store(db, db.parent / "out")
         await store.open()
+        correlator = Correlator(engine, store, clock=clock)
         try:
             ts, previous = T0, ""
             for i, spec in enumerate(specs):
                 ts += spec[5]
                 event = to_event(i, spec, ts, previous)
                 previous = event.event_id
-                changes = Changes()
-                if clock.advance(event.ts):
-                    engine.expire(into=changes)
-                engine.process(event, into=changes)
-                await store.commit(changes, engine, clock.now, ("input", i + 1, 0))
+                correlator.feed(event)
+                await correlator.commit(("input", i + 1, 0))
                 reloaded = Engine(CONFIG, clock=EventClock(clock.now), new_id=new_ids("b"))
-                resumed = await store.load(reloaded, "input")
+                resumed = await store.resume(reloaded.directive, "input")
+                reloaded.resume(resumed.backlogs, resumed.next_seq)
                 assert (resumed.clock, resumed.line) == (clock.now, i + 1)
                 assert engine_state(reloaded) == engine_state(engine)
             # the reloaded engine goes on exactly like the original

@@ -16,7 +16,7 @@ from dsiem_sql.config.loader import Config
 from dsiem_sql.config.models import DirectiveConfig
 from dsiem_sql.config.validate import validate_directive
 from dsiem_sql.engine import Changes, Engine, EngineOptions, decode_event
-from dsiem_sql.shell.replay import EventClock
+from dsiem_sql.shell.correlator import Correlator, EventClock
 
 T0 = 1714557600  # 2024-05-01T10:00:00Z
 
@@ -89,7 +89,7 @@ def event(event_id: str, ts: int, src: str = "0.0.0.0", dst: str = "0.0.0.0", **
 
 
 class Harness:
-    """An engine fed like `replay` feeds it: the clock is the newest event time."""
+    """An engine fed like `replay` feeds it, through a `Correlator` on event time."""
 
     def __init__(self, directives, asset_rows=TESTING_ASSETS, **options: Any):
         ids = count(1)
@@ -98,20 +98,20 @@ class Harness:
         self.engine = Engine(
             config, EngineOptions(**options), clock=self.clock, new_id=lambda: f"b{next(ids)}"
         )
+        self.correlator = Correlator(self.engine, clock=self.clock)
         self.changes = Changes()
 
     def feed(self, *events) -> Changes:
-        step = Changes()
         for e in events:
-            if self.clock.advance(e.ts):
-                step.extend(self.engine.expire())
-            step.extend(self.engine.process(e))
-        self.changes.extend(step)
-        return step
+            self.correlator.feed(e)
+        return self._step()
 
     def sweep(self, now: int) -> Changes:
-        self.clock.advance(now)
-        step = self.engine.expire()
+        self.correlator.sweep(now)
+        return self._step()
+
+    def _step(self) -> Changes:
+        step = self.correlator.take()
         self.changes.extend(step)
         return step
 
