@@ -57,6 +57,33 @@ def metric(port: int, name: str) -> float:
     return 0.0
 
 
+def start_nats(port: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(BIN / "nats-server"), "-a", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def serve_process(configs: Path, nats_port: int, metrics_port: int, db: Path,
+                  *extra: str) -> subprocess.Popen:
+    """`dsiem-sql serve` with persistence, an unbounded queue and no overload signal, once
+    it answers /healthz."""
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "dsiem_sql", "serve", "--node", "bench", "--configs",
+         str(configs), "--msq", f"nats://127.0.0.1:{nats_port}", "--db", str(db), "--logs",
+         str(db.parent / "logs"), "--metrics-port", str(metrics_port), "--max_queue", "0",
+         "--max_delay", "0", *extra],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(db.parent / "serve.log").open("wb"),
+    )
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/healthz", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    return serve
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -75,24 +102,9 @@ def run(n_directives: int, n_events: int) -> dict:
         write_events(events, n_directives, n_events, t0=int(time.time()) - n_events // 200)
         nats_port, metrics_port = free_port(), free_port()
         url = f"nats://127.0.0.1:{nats_port}"
-        nats_server = subprocess.Popen(
-            [str(BIN / "nats-server"), "-a", "127.0.0.1", "-p", str(nats_port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        serve = subprocess.Popen(
-            [sys.executable, "-m", "dsiem_sql", "serve", "--node", "bench", "--configs",
-             str(configs), "--msq", url, "--db", str(root / "dsiem.db"), "--logs",
-             str(root / "logs"), "--metrics-port", str(metrics_port), "--max_queue", "0",
-             "--max_delay", "0"],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(root / "serve.log").open("wb"),
-        )
+        nats_server = start_nats(nats_port)
+        serve = serve_process(configs, nats_port, metrics_port, root / "dsiem.db")
         try:
-            for _ in range(300):
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/healthz", timeout=1)
-                    break
-                except OSError:
-                    time.sleep(0.1)
             publisher = subprocess.run(
                 [sys.executable, "-c", PUBLISHER, url, str(events)],
                 capture_output=True, text=True, check=True,

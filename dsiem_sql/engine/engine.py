@@ -166,7 +166,7 @@ class Engine:
 
     def restore(self, b: Backlog) -> None:
         """Take back a live backlog saved earlier (its directive must be loaded)."""
-        b.directive.backlogs.append(b)
+        b.directive.backlogs.add(b)
         self.backlogs[b.id] = b
         self.next_seq = max(self.next_seq, b.seq + 1)
         self._watch_deadline(b)
@@ -175,17 +175,14 @@ class Engine:
 
     def _dispatch(self, d: Directive, e: Event, ch: Changes) -> bool:
         consumed = False
-        for b in list(d.backlogs):
+        for b in d.backlogs.candidates(e):
             consumed = self._offer(b, e, ch) or consumed
         if consumed:
             return True
-        for b in d.backlogs:
-            if e.event_id in b.event_ids:
-                log.debug(
-                    "skipping backlog creation for event %s, it's used in %s",
-                    shown(e.event_id), b.id,
-                )
-                return False
+        if d.backlogs.used(e.event_id):
+            log.debug("skipping backlog creation for event %s, it's used in a backlog",
+                      shown(e.event_id))
+            return False
         if not d.rules[0].matches(e, self.assets, *self._match_args):
             return False
         self._open(d, e, ch)
@@ -237,7 +234,7 @@ class Engine:
         )
         self.next_seq += 1
         ch.next_seq = self.next_seq
-        d.backlogs.append(b)
+        d.backlogs.add(b)
         self.backlogs[b.id] = b
         self.stats.backlogs_opened += 1
         log.info("new backlog created: directive %d backlog %s", d.id, b.id)
@@ -269,6 +266,7 @@ class Engine:
         if not nxt.resolved:
             nxt.rule = resolve_references(nxt.rule, b.stages)
             nxt.resolved = True
+        b.directive.backlogs.refile(b)
         self._watch_deadline(b)
         log.info("stage increased to %d in backlog %s", b.current_stage, b.id)
         self._update_alarm(b, ch, lookups=True)
@@ -278,7 +276,9 @@ class Engine:
         if e.event_id not in stage.event_ids:
             stage.event_ids[e.event_id] = None
             ch.links.append(EventLink(b.id, stage.number, e.event_id))
-        b.event_ids.add(e.event_id)
+        if e.event_id not in b.event_ids:
+            b.event_ids.add(e.event_id)
+            b.directive.backlogs.hold(e.event_id)
         _add_ip(b.src_ips, e.src_ip)
         _add_ip(b.dst_ips, e.dst_ip)
         for label, content in (

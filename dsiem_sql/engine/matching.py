@@ -57,6 +57,12 @@ def _address_items(value: str) -> tuple[tuple[bool, object], ...]:
     return tuple(items)
 
 
+@lru_cache(maxsize=65536)
+def literal_ip(value: str) -> str | None:
+    """The address a rule's `from`/`to` names literally (canonical text), or None."""
+    return canonical_ip(value)
+
+
 @lru_cache(maxsize=8192)
 def compile_address(value: str) -> AddressCond | None:
     if value == "ANY":

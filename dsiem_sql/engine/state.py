@@ -7,6 +7,7 @@ from itertools import chain
 from typing import Any, NamedTuple
 
 from dsiem_sql.config.models import DirectiveConfig
+from dsiem_sql.engine.index import LiveBacklogs
 from dsiem_sql.engine.rules import FirstEvent, Rule
 
 LIVE, FINISHED, EXPIRED = "live", "finished", "expired"
@@ -19,7 +20,7 @@ class Directive:
     config: DirectiveConfig
     rules: tuple[Rule, ...]
     position: int
-    backlogs: list[Backlog] = field(default_factory=list, repr=False)
+    backlogs: LiveBacklogs = field(default_factory=LiveBacklogs, repr=False)
 
     @classmethod
     def from_config(cls, config: DirectiveConfig, position: int) -> Directive:
