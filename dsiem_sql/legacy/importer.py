@@ -94,7 +94,7 @@ def read_file(path: Path, engine: Engine) -> tuple[FileResult, list[Backlog]]:
             continue
         seen.add(item["alarm_id"])
         try:
-            converted.append(to_backlog(item, directive, engine.options, 0).backlog)
+            converted.append(to_backlog(item, directive, engine.options))
         except Skip as reason:
             log.warning("%s: skipping backlog %s: %s", path, shown(item["alarm_id"]), reason)
             result.skipped[str(reason)] += 1

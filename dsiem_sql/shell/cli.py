@@ -215,6 +215,8 @@ def replay_command(
         ("whitelisted", s.stats.whitelisted),
         ("matched", s.stats.matched),
         ("backlogs opened", s.stats.backlogs_opened),
+        ("backlogs finished", s.stats.finished),
+        ("backlogs expired", s.stats.expired),
         ("alarms", s.stats.alarms),
         ("alarm lines", s.stats.alarm_lines),
         ("live backlogs", s.live_backlogs),
