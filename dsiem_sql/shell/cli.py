@@ -17,6 +17,7 @@ from dsiem_sql.engine import Engine
 from dsiem_sql.shell.logs import setup_logging
 from dsiem_sql.shell.replay import Batching, EventClock, ReplayError, ReplayRun, replay_file
 from dsiem_sql.shell.settings import EngineSettings
+from dsiem_sql.shell.tables import add_row, new_table, print_table
 from dsiem_sql.store.errors import StoreError
 
 app = typer.Typer(
@@ -223,8 +224,10 @@ def replay_command(
         ("seconds", f"{s.seconds:.3f}"),
         ("events/s", f"{s.events_per_second:,.0f}"),
     ]
+    table = new_table(("name", "value"), right=("value",), show_header=False)
     for name, value in rows:
-        typer.echo(f"{name:<16}{value:>12}")
+        add_row(table, name, value)
+    print_table(table)
     typer.echo(f"output in {out}/")
 
 
@@ -386,7 +389,6 @@ def import_backlogs_command(
     """Import legacy /logs/backlogs/*.json snapshots ([M] and [R] formats) as live backlogs."""
     from rich.console import Console
     from rich.progress import Progress
-    from rich.table import Table
 
     from dsiem_sql.legacy.importer import backlog_files, import_files
 
@@ -423,19 +425,18 @@ def import_backlogs_command(
         results = asyncio.run(run())
     except StoreError as exc:
         raise fail(str(exc)) from None
-    table = Table(title="dry run: nothing written" if dry_run else None)
-    for column in ("file", "backlogs", "imported", "already present", "skipped", "result"):
-        table.add_column(column, justify="left" if column in ("file", "result") else "right",
-                         overflow="fold")  # never cut a path or reason short
+    counts = ("backlogs", "imported", "already present", "skipped")
+    table = new_table(("file", *counts, "result"), right=counts,
+                      title="dry run: nothing written" if dry_run else None)
     for r in results:
         outcome = r.error or ("; ".join(f"{n} {why}" for why, n in r.skipped.items()) or "ok")
-        table.add_row(str(r.path), str(r.backlogs), str(r.imported), str(r.present),
-                      str(sum(r.skipped.values())), outcome)
-    table.add_row("total", str(sum(r.backlogs for r in results)),
-                  str(sum(r.imported for r in results)), str(sum(r.present for r in results)),
-                  str(sum(sum(r.skipped.values()) for r in results)),
-                  f"{sum(1 for r in results if r.error)} files failed")
-    Console().print(table)
+        add_row(table, r.path, r.backlogs, r.imported, r.present, sum(r.skipped.values()),
+                outcome)
+    add_row(table, "total", sum(r.backlogs for r in results),
+            sum(r.imported for r in results), sum(r.present for r in results),
+            sum(sum(r.skipped.values()) for r in results),
+            f"{sum(1 for r in results if r.error)} files failed")
+    print_table(table)
     if any(r.error for r in results):
         raise typer.Exit(1)
 
@@ -509,7 +510,14 @@ def sql_command(
         columns, result = read_query(db, query, timeout=timeout)
     except StoreError as exc:
         raise fail(str(exc)) from None
-    typer.echo(format_rows(columns, result, format.value), nl=False)
+    if format is not OutputFormat.table:
+        typer.echo(format_rows(columns, result, format.value), nl=False)
+        return
+    table = new_table(columns)
+    for row in result:
+        add_row(table, *row)
+    print_table(table)
+    typer.echo(f"({len(result)} row{'' if len(result) == 1 else 's'})")
 
 
 def main() -> None:

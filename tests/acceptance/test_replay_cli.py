@@ -17,9 +17,10 @@ def replay(out: Path, *extra: str, events: str = str(EXAMPLES / "events.jsonl"),
 
 
 def summary(stdout: bytes) -> dict[str, str]:
+    """The rows `| name | value |` of the summary table."""
     rows = {}
     for line in stdout.decode().splitlines():
-        m = re.match(r"^([a-z/ ]+?)\s{2,}(\S+)$", line)
+        m = re.match(r"^\| ([a-z/ ]+?) +\| +(\S+) \|$", line)
         if m:
             rows[m.group(1)] = m.group(2)
     return rows

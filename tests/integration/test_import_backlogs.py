@@ -60,10 +60,11 @@ def import_backlogs(db: Path, *paths: Path, flags: tuple[str, ...] = ()):
 def table_rows(output: str) -> list[list[str]]:
     """The summary table's rows; the lines of a wrapped cell are joined without separator."""
     rows: list[list[str]] = []
-    for line in output.splitlines():
-        if not line.startswith("│"):
+    body = output.partition("\n|-")[2]  # after the rule under the header
+    for line in body.splitlines():
+        if not line.startswith("| "):  # the rest of the rule, the bottom border
             continue
-        cells = [c.strip() for c in line.strip().strip("│").split("│")]
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if cells[1] or not rows:  # the counts are on the first line of a row
             rows.append(cells)
         else:
