@@ -45,24 +45,32 @@ ConfigsOpt = Annotated[
 ]
 
 
-# Options that replay and serve share (engine, database, enrichment).
+# Options that replay and serve share (engine, database, enrichment). The engine settings
+# default to None, which stands for EngineSettings' default.
 ReferenceModeOpt = Annotated[str | None, typer.Option(
-    "--reference-mode", help="value (default) or rule (Go Dsiem) [DSIEM_REFERENCE_MODE]")]
+    "--reference-mode", envvar="DSIEM_REFERENCE_MODE",
+    help="value (default) or rule (Go Dsiem)")]
 MinAlarmLifetimeOpt = Annotated[int | None, typer.Option(
-    "-l", "--min-alarm-lifetime", help="Minutes added to deadlines [DSIEM_MINALARMLIFETIME]")]
+    "-l", "--min-alarm-lifetime", envvar="DSIEM_MINALARMLIFETIME",
+    help="Minutes added to deadlines (default 0)")]
 StatusOpt = Annotated[str | None, typer.Option(
-    "-s", "--status", help="[DSIEM_STATUS] first = status of new alarms")]
+    "-s", "--status", envvar="DSIEM_STATUS",
+    help="Alarm statuses, the first for new alarms (default Open,In-Progress,Closed)")]
 TagsOpt = Annotated[str | None, typer.Option(
-    "-t", "--tags", help="[DSIEM_TAGS] first = tag of new alarms")]
+    "-t", "--tags", envvar="DSIEM_TAGS",
+    help="Alarm tags, the first for new alarms (default Identified Threat,False Positive,"
+         "Valid Threat,Security Incident)")]
 MedRiskMinOpt = Annotated[int | None, typer.Option(
-    "--med_risk_min", "--med-risk-min", help="[DSIEM_MEDRISKMIN] 2..8")]
+    "--med_risk_min", "--med-risk-min", envvar="DSIEM_MEDRISKMIN",
+    help="Lowest Medium risk, 2..8 (default 3)")]
 MedRiskMaxOpt = Annotated[int | None, typer.Option(
-    "--med_risk_max", "--med-risk-max", help="[DSIEM_MEDRISKMAX] 3..9")]
+    "--med_risk_max", "--med-risk-max", envvar="DSIEM_MEDRISKMAX",
+    help="Highest Medium risk, 3..9 (default 6)")]
 MatchProtocolOpt = Annotated[bool | None, typer.Option(
-    "--match-protocol", help="Match rule protocols exactly [DSIEM_MATCH_PROTOCOL]")]
+    "--match-protocol", envvar="DSIEM_MATCH_PROTOCOL", help="Match rule protocols exactly.")]
 TaxonomyCustomDataOpt = Annotated[bool | None, typer.Option(
-    "--taxonomy-custom-data",
-    help="Check custom data on TaxonomyRules [DSIEM_TAXONOMY_CUSTOM_DATA]")]
+    "--taxonomy-custom-data", envvar="DSIEM_TAXONOMY_CUSTOM_DATA",
+    help="Check custom data on TaxonomyRules.")]
 CacheOpt = Annotated[int, typer.Option(
     "-c", "--cache", envvar="DSIEM_CACHEDURATION", min=0, max=255,
     help="Intel/vuln cache minutes; 0 = no cache.")]
@@ -115,9 +123,9 @@ def _load(configs: Path):
 
 
 def engine_settings(**given: object) -> EngineSettings:
-    """Settings from the flags that were given, then `DSIEM_*` variables, then defaults."""
+    """The settings given by flag or variable, the defaults for the others, checked."""
     try:
-        return EngineSettings(**{k: v for k, v in given.items() if v is not None})
+        return EngineSettings.model_validate({k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in err["loc"])
@@ -273,9 +281,10 @@ def serve_command(
     tags: TagsOpt = None,
     med_risk_min: MedRiskMinOpt = None,
     med_risk_max: MedRiskMaxOpt = None,
-    max_eps: Annotated[int | None, typer.Option(
+    max_eps: Annotated[int, typer.Option(
         "-e", "--max_eps", "--max-eps", min=1, max=2**32 - 1,
-        help="Expected events/s, for the watchdog [DSIEM_MAXEPS or MAX_EPS]")] = None,
+        envvar=["DSIEM_MAXEPS", "MAX_EPS"],  # the first that is set and not empty
+        help="Expected events/s, for the watchdog.")] = 1000,
     cache: CacheOpt = 10,
     max_queue: Annotated[int, typer.Option("-q", "--max_queue", "--max-queue",
                                            envvar="DSIEM_MAXQUEUE", min=0,
@@ -308,8 +317,6 @@ def serve_command(
         help="Address that /metrics and /healthz listen on.")] = "0.0.0.0",
 ) -> None:
     """Correlate events from NATS, keeping state in SQLite (the Dsiem backend's job)."""
-    import os
-
     from dsiem_sql.shell.bus import NatsConfigError, NatsOptions
     from dsiem_sql.shell.service import ServeOptions, ServiceFailed, run_service
 
@@ -323,11 +330,6 @@ def serve_command(
         match_protocol=match_protocol,
         taxonomy_custom_data=taxonomy_custom_data,
     )
-    if max_eps is None:
-        raw = os.environ.get("DSIEM_MAXEPS") or os.environ.get("MAX_EPS") or "1000"
-        if not raw.isdigit() or not 1 <= int(raw) < 2**32:
-            raise fail(f"max_eps: invalid value {raw!r} (DSIEM_MAXEPS / MAX_EPS)")
-        max_eps = int(raw)
     nats_options = NatsOptions(
         url=msq,
         token=nats_token,
