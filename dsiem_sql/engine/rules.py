@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, make_dataclass
 from operator import attrgetter
+from types import GenericAlias
 from typing import Any, NamedTuple, get_args, get_origin
 
 from pydantic.fields import FieldInfo
@@ -94,9 +95,9 @@ _CUSTOM_DATA = ("custom_data1", "custom_data2", "custom_data3")
 
 def _rule_field(name: str, f: FieldInfo) -> tuple[str, Any, Any]:
     """A field of `RuleConfig` as a dataclass field, its lists as tuples."""
-    kind = f.annotation
+    kind: Any = f.annotation
     if get_origin(kind) is list:
-        kind = tuple[get_args(kind)[0], ...]
+        kind = GenericAlias(tuple, (get_args(kind)[0], ...))  # tuple[item type, ...]
     if f.is_required():
         return name, kind, field()
     default = f.get_default(call_default_factory=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from operator import attrgetter, itemgetter
-from typing import Annotated, Any, NotRequired
+from typing import TYPE_CHECKING, Annotated, Any, NotRequired
 
 from pydantic import ConfigDict, Field, TypeAdapter, with_config
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
@@ -54,10 +54,13 @@ def _saved_rule_type() -> Any:
         kind = Annotated[f.annotation, *f.metadata] if f.metadata else f.annotation
         fields[f.alias or name] = kind if f.is_required() else NotRequired[kind]
     fields.update({key: NotRequired[kind] for key, (kind, _) in RULE_STATE.items()})
-    return with_config(STRICT)(TypedDict("SavedRule", fields))
+    return with_config(STRICT)(TypedDict("SavedRule", fields))  # type: ignore[operator]
 
 
-SavedRule = _saved_rule_type()
+if TYPE_CHECKING:
+    SavedRule = dict[str, Any]  # a TypedDict whose keys are known at run time only
+else:
+    SavedRule = _saved_rule_type()
 RULE_FIELDS = tuple(RuleConfig.model_fields)  # Rule's attribute names
 RULE_KEYS = tuple(f.alias or name for name, f in RuleConfig.model_fields.items())  # JSON names
 RULE_DEFAULTS = {
