@@ -26,7 +26,6 @@ class Assets:
 
     def __init__(self, assets: list[Asset]):
         self.assets = tuple(assets)
-        self.home_net = tuple(a.network for a in assets if not a.whitelisted)
         self.whitelist = tuple(a.network for a in assets if a.whitelisted)
         self._info: dict[str, tuple[bool, bool, int, tuple[str, ...], str | None]] = {}
 

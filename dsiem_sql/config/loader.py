@@ -30,8 +30,14 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
 # plugin name -> model of its `config` string, and the message when it does not parse
-INTEL_PLUGINS = {"Wise": (WiseConfig, "error parsing wise config")}
-VULN_PLUGINS = {"Nesd": (NesdConfig, "error parsing nesd config")}
+PluginConfig = WiseConfig | NesdConfig
+# plugin name -> the model of its `config`, and the message when that does not validate
+INTEL_PLUGINS: dict[str, tuple[type[PluginConfig], str]] = {
+    "Wise": (WiseConfig, "error parsing wise config")
+}
+VULN_PLUGINS: dict[str, tuple[type[PluginConfig], str]] = {
+    "Nesd": (NesdConfig, "error parsing nesd config")
+}
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,7 @@ class FileSummary:
 @dataclass(frozen=True)
 class PluginSetup:
     source: PluginSource
-    config: WiseConfig | NesdConfig
+    config: PluginConfig
 
 
 @dataclass(frozen=True)
@@ -154,7 +160,7 @@ def _load_sources(
     pattern: str,
     model: type[IntelFile] | type[VulnFile],
     key: str,
-    plugins: dict[str, tuple[type[BaseModel], str]],
+    plugins: dict[str, tuple[type[PluginConfig], str]],
     files: list[FileSummary],
 ) -> tuple[PluginSetup, ...]:
     setups: list[PluginSetup] = []

@@ -1,9 +1,11 @@
-"""Strict address and port parsing with the error texts of the Rust reference (SPEC §3.4)."""
+"""Strict address and port parsing with the error texts of the Rust reference (SPEC §3.4),
+and the items of a rule's comma list."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Iterator
 from functools import lru_cache
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -80,3 +82,15 @@ def try_parse_cidr(text: str) -> IPNetwork | None:
         return parse_cidr(text)
     except ParseError:
         return None
+
+
+def list_items(value: str) -> Iterator[tuple[bool, str]]:
+    """The items of a comma list (addresses, ports, comma custom data) as (negated, item):
+    each item trimmed, and negated when it starts with `!`, every `!` of it then removed
+    (SPEC §4.3, §4.4)."""
+    for raw in value.split(","):
+        item = raw.strip()
+        if item.startswith("!"):
+            yield True, item.replace("!", "")
+        else:
+            yield False, item

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from dsiem_sql.config.models import DirectiveConfig, RuleConfig
-from dsiem_sql.config.netparse import ParseError, parse_cidr, parse_u16
+from dsiem_sql.config.netparse import ParseError, list_items, parse_cidr, parse_u16
 
 REFERENCE = re.compile(r"^:[1-9][0-9]?$")
 # A custom data or protocol value of this shape is taken as a reference and validated.
@@ -118,14 +118,20 @@ def _check_reference(value: str, stage: int, highest: int) -> None:
         raise ParseError(f"{value} is not a valid reference: it must point to an earlier stage")
 
 
+def _bare_items(value: str) -> list[str]:
+    """The items of a comma list as validation reads them: without any `!`, wherever it
+    stands (matching removes them only from a negated item), and trimmed (SPEC §3.4)."""
+    return [item.replace("!", "").strip() for _, item in list_items(value)]
+
+
 def _check_ports(value: str, stage: int, highest: int) -> None:
     if value == "ANY":
         return
     if value.startswith(":"):
         _check_reference(value, stage, highest)
         return
-    for item in value.split(","):
-        if parse_u16(item.replace("!", "").strip()) == 0:
+    for item in _bare_items(value):
+        if parse_u16(item) == 0:
             raise ParseError("0 is not a valid TCP/UDP port number")
 
 
@@ -137,8 +143,7 @@ def _check_addresses(value: str, stage: int, highest: int) -> None:
     if value.startswith(":"):
         _check_reference(value, stage, highest)
         return
-    for raw in value.split(","):
-        item = raw.replace("!", "").strip()
+    for item in _bare_items(value):
         if item == "any":
             continue
         try:

@@ -107,7 +107,7 @@ class InvalidEvent(ValueError):
 
 def _drop_nulls(data: str | bytes) -> str | None:
     """The event with its `null` values removed (null means absent), or None if it has none."""
-    if (b"null" if isinstance(data, bytes) else "null") not in data:
+    if not (b"null" in data if isinstance(data, bytes) else "null" in data):
         return None
     try:
         obj = json.loads(data)

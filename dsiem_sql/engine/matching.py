@@ -9,7 +9,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from dsiem_sql.config.assets import Assets
-from dsiem_sql.config.netparse import canonical_ip, parse_ip, try_parse_cidr
+from dsiem_sql.config.netparse import canonical_ip, list_items, parse_ip, try_parse_cidr
 
 AddressCond = Callable[[str, Assets], bool]
 TextCond = Callable[[str], bool]
@@ -45,11 +45,7 @@ def term_in_list(term: str, value: str) -> bool:
 
 def _address_items(value: str) -> tuple[tuple[bool, object], ...]:
     items = []
-    for raw in value.split(","):
-        item = raw.strip()
-        negated = item.startswith("!")
-        if negated:
-            item = item.replace("!", "")
+    for negated, item in list_items(value):
         # A bare address gets /32 or /128 from its own family (§13 row 8).
         net = try_parse_cidr(item)
         if net is not None:
@@ -83,11 +79,8 @@ def _term_table(value: str) -> tuple[dict[str, bool], bool]:
     the result when no item equals the term."""
     decisions: dict[str, bool] = {}
     default = False
-    for raw in value.split(","):
-        item = raw.strip()
-        negated = item.startswith("!")
+    for negated, item in list_items(value):
         if negated:
-            item = item.replace("!", "")
             default = True
         decisions.setdefault(item, not negated)
     return decisions, default

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from operator import attrgetter
-from typing import Any, NamedTuple
+from types import GenericAlias
+from typing import Any, NamedTuple, get_args, get_origin
+
+from pydantic.fields import FieldInfo
 
 from dsiem_sql.config.assets import Assets
 from dsiem_sql.config.models import RuleConfig
@@ -90,34 +93,35 @@ _CONDITIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
 _CUSTOM_DATA = ("custom_data1", "custom_data2", "custom_data3")
 
 
-@dataclass(eq=False)
-class Rule:
-    """A directive rule with its conditions compiled. Treat it as immutable: `replace`
-    makes the copies that backlogs use once references are resolved."""
+def _rule_field(name: str, f: FieldInfo) -> tuple[str, Any, Any]:
+    """A field of `RuleConfig` as a dataclass field, its lists as tuples."""
+    kind: Any = f.annotation
+    if get_origin(kind) is list:
+        kind = GenericAlias(tuple, (get_args(kind)[0], ...))  # tuple[item type, ...]
+    if f.is_required():
+        return name, kind, field()
+    default = f.get_default(call_default_factory=True)
+    return name, kind, field(default=tuple(default) if isinstance(default, list) else default)
 
-    name: str
-    stage: int
-    type: str
-    occurrence: int
-    from_: str
-    to: str
-    port_from: str
-    port_to: str
-    protocol: str
-    reliability: int
-    timeout: int
-    plugin_id: int = 0
-    plugin_sid: tuple[int, ...] = ()
-    product: tuple[str, ...] = ()
-    category: str = ""
-    subcategory: tuple[str, ...] = ()
-    sticky_different: str = ""
-    custom_data1: str = ""
-    custom_data2: str = ""
-    custom_data3: str = ""
-    custom_label1: str = ""
-    custom_label2: str = ""
-    custom_label3: str = ""
+
+_LISTS = frozenset(
+    name for name, f in RuleConfig.model_fields.items() if get_origin(f.annotation) is list
+)
+
+# The fields of a directive rule: those of `RuleConfig`, in its order.
+RuleFields: Any = make_dataclass(
+    "RuleFields",
+    [_rule_field(name, f) for name, f in RuleConfig.model_fields.items()],
+    eq=False,  # rules are compared and hashed by identity
+    repr=False,
+)
+
+
+@dataclass(eq=False)
+class Rule(RuleFields):
+    """A directive rule (the fields of `RuleConfig`, its lists as tuples) with its
+    conditions compiled. Treat it as immutable: `replace` makes the copies that backlogs use
+    once references are resolved."""
 
     is_plugin: bool = field(init=False, repr=False)
     sids: frozenset[int] = field(init=False, repr=False)
@@ -170,31 +174,7 @@ class Rule:
 
     @classmethod
     def from_config(cls, c: RuleConfig) -> Rule:
-        return cls(
-            name=c.name,
-            stage=c.stage,
-            type=c.type,
-            occurrence=c.occurrence,
-            from_=c.from_,
-            to=c.to,
-            port_from=c.port_from,
-            port_to=c.port_to,
-            protocol=c.protocol,
-            reliability=c.reliability,
-            timeout=c.timeout,
-            plugin_id=c.plugin_id,
-            plugin_sid=tuple(c.plugin_sid),
-            product=tuple(c.product),
-            category=c.category,
-            subcategory=tuple(c.subcategory),
-            sticky_different=c.sticky_different,
-            custom_data1=c.custom_data1,
-            custom_data2=c.custom_data2,
-            custom_data3=c.custom_data3,
-            custom_label1=c.custom_label1,
-            custom_label2=c.custom_label2,
-            custom_label3=c.custom_label3,
-        )
+        return cls(**{name: tuple(value) if name in _LISTS else value for name, value in c})
 
     def matches(
         self,

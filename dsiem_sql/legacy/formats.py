@@ -9,9 +9,8 @@ resolved from the saved addresses and ports when that is unambiguous.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from operator import attrgetter, itemgetter
-from typing import Annotated, Any, NotRequired
+from typing import TYPE_CHECKING, Annotated, Any, NotRequired
 
 from pydantic import ConfigDict, Field, TypeAdapter, with_config
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
@@ -55,10 +54,13 @@ def _saved_rule_type() -> Any:
         kind = Annotated[f.annotation, *f.metadata] if f.metadata else f.annotation
         fields[f.alias or name] = kind if f.is_required() else NotRequired[kind]
     fields.update({key: NotRequired[kind] for key, (kind, _) in RULE_STATE.items()})
-    return with_config(STRICT)(TypedDict("SavedRule", fields))
+    return with_config(STRICT)(TypedDict("SavedRule", fields))  # type: ignore[operator]
 
 
-SavedRule = _saved_rule_type()
+if TYPE_CHECKING:
+    SavedRule = dict[str, Any]  # a TypedDict whose keys are known at run time only
+else:
+    SavedRule = _saved_rule_type()
 RULE_FIELDS = tuple(RuleConfig.model_fields)  # Rule's attribute names
 RULE_KEYS = tuple(f.alias or name for name, f in RuleConfig.model_fields.items())  # JSON names
 RULE_DEFAULTS = {
@@ -221,16 +223,9 @@ def _sticky_values(rule: dict[str, Any]) -> list:
     return list(data.get("sdiff_int" if field in INT_STICKY else "sdiff_string", []))
 
 
-@dataclass
-class Converted:
-    backlog: Backlog
-    legacy_format: str  # "M" or "R"
-
-
-def to_backlog(
-    saved: SavedBacklog, directive: Directive, options: EngineOptions, seq: int
-) -> Converted:
-    """The engine backlog a saved one stands for (SPEC §11.3), or `Skip` with the reason."""
+def to_backlog(saved: SavedBacklog, directive: Directive, options: EngineOptions) -> Backlog:
+    """The engine backlog a saved one stands for (SPEC §11.3), or `Skip` with the reason.
+    Its `seq` is 0: the importer numbers the backlogs it inserts."""
     name, title = directive.config.name, saved["title"]
     if not title_matches(name, title):
         raise Skip(f"different title detected: {name!r} vs {shown(repr(title))}")
@@ -252,7 +247,6 @@ def to_backlog(
         ]
     except ValueError as exc:  # e.g. a reference like ":x" in an address field
         raise Skip(f"invalid rule: {exc}") from None
-    unresolved = any(r.references for r in rules)
     rules = _resolve(item, rules)
     stages = [
         Stage(
@@ -270,7 +264,7 @@ def to_backlog(
     src_ports, dst_ports = _socket_ports(src_sockets), _socket_ports(dst_sockets)
     b = Backlog(
         id=item["alarm_id"],
-        seq=seq,
+        seq=0,
         directive=directive,
         definition=directive.config,
         title=title,
@@ -297,8 +291,7 @@ def to_backlog(
         dst_sockets=dict.fromkeys(a for a in dst_sockets if not a.endswith(":0")),
     )
     b.event_ids = {e for s in stages for e in s.event_ids}
-    fmt = "R" if unresolved or src_sockets or dst_sockets else "M"
-    return Converted(b, fmt)
+    return b
 
 
 def _records(records: list[dict[str, str]]) -> list[tuple[str, str, str]]:

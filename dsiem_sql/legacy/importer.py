@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -94,7 +94,7 @@ def read_file(path: Path, engine: Engine) -> tuple[FileResult, list[Backlog]]:
             continue
         seen.add(item["alarm_id"])
         try:
-            converted.append(to_backlog(item, directive, engine.options, 0).backlog)
+            converted.append(to_backlog(item, directive, engine.options))
         except Skip as reason:
             log.warning("%s: skipping backlog %s: %s", path, shown(item["alarm_id"]), reason)
             result.skipped[str(reason)] += 1
@@ -122,7 +122,7 @@ def _read_rows_in_worker(path: Path) -> tuple[FileResult, ImportRows | None]:
 
 async def _files_read(
     files: list[Path], engine: Engine
-) -> AsyncIterator[tuple[FileResult, ImportRows | None]]:
+) -> AsyncGenerator[tuple[FileResult, ImportRows | None], None]:
     """`read_rows` of each file, in order. Parsing and converting is pure Python, so with
     several files it runs in forked worker processes, which inherit the loaded engine. A
     worker only reads files and converts: it uses no inherited connection or thread, and the

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 EVENTS_SUBJECT = "dsiem_events"
 OVERLOAD_SUBJECT = "dsiem_overload_signals"
-RECONNECT_WAIT = 1.0  # nats-py's pause between two connection attempts to the server
+RECONNECT_WAIT = 1  # nats-py's pause between two connection attempts to the server
 # -ERR texts of nats-server for credentials it does not accept
 REFUSED = ("authorization violation", "authentication expired", "authentication revoked")
 

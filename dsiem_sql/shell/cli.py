@@ -18,6 +18,7 @@ from dsiem_sql.shell.correlator import Batching, EventClock
 from dsiem_sql.shell.logs import setup_logging
 from dsiem_sql.shell.replay import ReplayError, ReplayRun, replay_file
 from dsiem_sql.shell.settings import EngineSettings
+from dsiem_sql.shell.tables import add_row, new_table, print_table
 from dsiem_sql.store.errors import StoreError
 
 app = typer.Typer(
@@ -45,24 +46,32 @@ ConfigsOpt = Annotated[
 ]
 
 
-# Options that replay and serve share (engine, database, enrichment).
+# Options that replay and serve share (engine, database, enrichment). The engine settings
+# default to None, which stands for EngineSettings' default.
 ReferenceModeOpt = Annotated[str | None, typer.Option(
-    "--reference-mode", help="value (default) or rule (Go Dsiem) [DSIEM_REFERENCE_MODE]")]
+    "--reference-mode", envvar="DSIEM_REFERENCE_MODE",
+    help="value (default) or rule (Go Dsiem)")]
 MinAlarmLifetimeOpt = Annotated[int | None, typer.Option(
-    "-l", "--min-alarm-lifetime", help="Minutes added to deadlines [DSIEM_MINALARMLIFETIME]")]
+    "-l", "--min-alarm-lifetime", envvar="DSIEM_MINALARMLIFETIME",
+    help="Minutes added to deadlines (default 0)")]
 StatusOpt = Annotated[str | None, typer.Option(
-    "-s", "--status", help="[DSIEM_STATUS] first = status of new alarms")]
+    "-s", "--status", envvar="DSIEM_STATUS",
+    help="Alarm statuses, the first for new alarms (default Open,In-Progress,Closed)")]
 TagsOpt = Annotated[str | None, typer.Option(
-    "-t", "--tags", help="[DSIEM_TAGS] first = tag of new alarms")]
+    "-t", "--tags", envvar="DSIEM_TAGS",
+    help="Alarm tags, the first for new alarms (default Identified Threat,False Positive,"
+         "Valid Threat,Security Incident)")]
 MedRiskMinOpt = Annotated[int | None, typer.Option(
-    "--med_risk_min", "--med-risk-min", help="[DSIEM_MEDRISKMIN] 2..8")]
+    "--med_risk_min", "--med-risk-min", envvar="DSIEM_MEDRISKMIN",
+    help="Lowest Medium risk, 2..8 (default 3)")]
 MedRiskMaxOpt = Annotated[int | None, typer.Option(
-    "--med_risk_max", "--med-risk-max", help="[DSIEM_MEDRISKMAX] 3..9")]
+    "--med_risk_max", "--med-risk-max", envvar="DSIEM_MEDRISKMAX",
+    help="Highest Medium risk, 3..9 (default 6)")]
 MatchProtocolOpt = Annotated[bool | None, typer.Option(
-    "--match-protocol", help="Match rule protocols exactly [DSIEM_MATCH_PROTOCOL]")]
+    "--match-protocol", envvar="DSIEM_MATCH_PROTOCOL", help="Match rule protocols exactly.")]
 TaxonomyCustomDataOpt = Annotated[bool | None, typer.Option(
-    "--taxonomy-custom-data",
-    help="Check custom data on TaxonomyRules [DSIEM_TAXONOMY_CUSTOM_DATA]")]
+    "--taxonomy-custom-data", envvar="DSIEM_TAXONOMY_CUSTOM_DATA",
+    help="Check custom data on TaxonomyRules.")]
 CacheOpt = Annotated[int, typer.Option(
     "-c", "--cache", envvar="DSIEM_CACHEDURATION", min=0, max=255,
     help="Intel/vuln cache minutes; 0 = no cache.")]
@@ -115,9 +124,9 @@ def _load(configs: Path):
 
 
 def engine_settings(**given: object) -> EngineSettings:
-    """Settings from the flags that were given, then `DSIEM_*` variables, then defaults."""
+    """The settings given by flag or variable, the defaults for the others, checked."""
     try:
-        return EngineSettings(**{k: v for k, v in given.items() if v is not None})
+        return EngineSettings.model_validate({k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in err["loc"])
@@ -216,14 +225,18 @@ def replay_command(
         ("whitelisted", s.stats.whitelisted),
         ("matched", s.stats.matched),
         ("backlogs opened", s.stats.backlogs_opened),
+        ("backlogs finished", s.stats.finished),
+        ("backlogs expired", s.stats.expired),
         ("alarms", s.stats.alarms),
         ("alarm lines", s.stats.alarm_lines),
         ("live backlogs", s.live_backlogs),
         ("seconds", f"{s.seconds:.3f}"),
         ("events/s", f"{s.events_per_second:,.0f}"),
     ]
+    table = new_table(("name", "value"), right=("value",), show_header=False)
     for name, value in rows:
-        typer.echo(f"{name:<16}{value:>12}")
+        add_row(table, name, value)
+    print_table(table)
     typer.echo(f"output in {out}/")
 
 
@@ -269,9 +282,10 @@ def serve_command(
     tags: TagsOpt = None,
     med_risk_min: MedRiskMinOpt = None,
     med_risk_max: MedRiskMaxOpt = None,
-    max_eps: Annotated[int | None, typer.Option(
+    max_eps: Annotated[int, typer.Option(
         "-e", "--max_eps", "--max-eps", min=1, max=2**32 - 1,
-        help="Expected events/s, for the watchdog [DSIEM_MAXEPS or MAX_EPS]")] = None,
+        envvar=["DSIEM_MAXEPS", "MAX_EPS"],  # the first that is set and not empty
+        help="Expected events/s, for the watchdog.")] = 1000,
     cache: CacheOpt = 10,
     max_queue: Annotated[int, typer.Option("-q", "--max_queue", "--max-queue",
                                            envvar="DSIEM_MAXQUEUE", min=0,
@@ -304,8 +318,6 @@ def serve_command(
         help="Address that /metrics and /healthz listen on.")] = "0.0.0.0",
 ) -> None:
     """Correlate events from NATS, keeping state in SQLite (the Dsiem backend's job)."""
-    import os
-
     from dsiem_sql.shell.bus import NatsConfigError, NatsOptions
     from dsiem_sql.shell.service import ServeOptions, ServiceFailed, run_service
 
@@ -319,11 +331,6 @@ def serve_command(
         match_protocol=match_protocol,
         taxonomy_custom_data=taxonomy_custom_data,
     )
-    if max_eps is None:
-        raw = os.environ.get("DSIEM_MAXEPS") or os.environ.get("MAX_EPS") or "1000"
-        if not raw.isdigit() or not 1 <= int(raw) < 2**32:
-            raise fail(f"max_eps: invalid value {raw!r} (DSIEM_MAXEPS / MAX_EPS)")
-        max_eps = int(raw)
     nats_options = NatsOptions(
         url=msq,
         token=nats_token,
@@ -385,7 +392,6 @@ def import_backlogs_command(
     """Import legacy /logs/backlogs/*.json snapshots ([M] and [R] formats) as live backlogs."""
     from rich.console import Console
     from rich.progress import Progress
-    from rich.table import Table
 
     from dsiem_sql.legacy.importer import backlog_files, import_files
 
@@ -423,19 +429,18 @@ def import_backlogs_command(
         results = asyncio.run(run())
     except StoreError as exc:
         raise fail(str(exc)) from None
-    table = Table(title="dry run: nothing written" if dry_run else None)
-    for column in ("file", "backlogs", "imported", "already present", "skipped", "result"):
-        table.add_column(column, justify="left" if column in ("file", "result") else "right",
-                         overflow="fold")  # never cut a path or reason short
+    counts = ("backlogs", "imported", "already present", "skipped")
+    table = new_table(("file", *counts, "result"), right=counts,
+                      title="dry run: nothing written" if dry_run else None)
     for r in results:
         outcome = r.error or ("; ".join(f"{n} {why}" for why, n in r.skipped.items()) or "ok")
-        table.add_row(str(r.path), str(r.backlogs), str(r.imported), str(r.present),
-                      str(sum(r.skipped.values())), outcome)
-    table.add_row("total", str(sum(r.backlogs for r in results)),
-                  str(sum(r.imported for r in results)), str(sum(r.present for r in results)),
-                  str(sum(sum(r.skipped.values()) for r in results)),
-                  f"{sum(1 for r in results if r.error)} files failed")
-    Console().print(table)
+        add_row(table, r.path, r.backlogs, r.imported, r.present, sum(r.skipped.values()),
+                outcome)
+    add_row(table, "total", sum(r.backlogs for r in results),
+            sum(r.imported for r in results), sum(r.present for r in results),
+            sum(sum(r.skipped.values()) for r in results),
+            f"{sum(1 for r in results if r.error)} files failed")
+    print_table(table)
     if any(r.error for r in results):
         raise typer.Exit(1)
 
@@ -509,7 +514,14 @@ def sql_command(
         columns, result = read_query(db, query, timeout=timeout)
     except StoreError as exc:
         raise fail(str(exc)) from None
-    typer.echo(format_rows(columns, result, format.value), nl=False)
+    if format is not OutputFormat.table:
+        typer.echo(format_rows(columns, result, format.value), nl=False)
+        return
+    table = new_table(columns)
+    for row in result:
+        add_row(table, *row)
+    print_table(table)
+    typer.echo(f"({len(result)} row{'' if len(result) == 1 else 's'})")
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dsiem_sql.config import load_config
 from dsiem_sql.engine import Changes, Engine, EngineOptions, Event, InvalidEvent, decode_event
@@ -35,6 +36,9 @@ from dsiem_sql.shell.metrics import Metrics, serve_metrics
 from dsiem_sql.shell.overload import Overload
 from dsiem_sql.shell.watchdog import Counters, Watchdog
 from dsiem_sql.store.errors import StoreError
+
+if TYPE_CHECKING:
+    from dsiem_sql.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +92,7 @@ class Service:
         self.ready = False
         self.engine: Engine | None = None
         self.bus: Bus | None = None
-        self.store = None
+        self.store: Store | None = None
         self.worker: asyncio.Task[None] | None = None
         self.turned = 0.0  # when the worker last went round its loop
 

@@ -1,48 +1,27 @@
-"""Engine settings from command-line flags and `DSIEM_*` environment variables.
-
-Flags win over the environment; the environment wins over the defaults (SPEC §10).
-"""
+"""Engine settings, checked together. The command line reads them from flags and `DSIEM_*`
+environment variables (typer's `envvar`: a flag wins over its variable, which wins over the
+default here; SPEC §10)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dsiem_sql.engine import EngineOptions
 
 
-def _env(*names: str) -> AliasChoices:
-    return AliasChoices(*names)
+class EngineSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
-
-class EngineSettings(BaseSettings):
-    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore")
-
-    reference_mode: Literal["value", "rule"] = Field(
-        "value", validation_alias=_env("reference_mode", "DSIEM_REFERENCE_MODE")
-    )
-    min_alarm_lifetime: int = Field(
-        0, ge=0, le=65535, validation_alias=_env("min_alarm_lifetime", "DSIEM_MINALARMLIFETIME")
-    )
-    status: str = Field("Open,In-Progress,Closed", validation_alias=_env("status", "DSIEM_STATUS"))
-    tags: str = Field(
-        "Identified Threat,False Positive,Valid Threat,Security Incident",
-        validation_alias=_env("tags", "DSIEM_TAGS"),
-    )
-    med_risk_min: int = Field(
-        3, ge=0, le=255, validation_alias=_env("med_risk_min", "DSIEM_MEDRISKMIN")
-    )
-    med_risk_max: int = Field(
-        6, ge=0, le=255, validation_alias=_env("med_risk_max", "DSIEM_MEDRISKMAX")
-    )
-    match_protocol: bool = Field(
-        False, validation_alias=_env("match_protocol", "DSIEM_MATCH_PROTOCOL")
-    )
-    taxonomy_custom_data: bool = Field(
-        False, validation_alias=_env("taxonomy_custom_data", "DSIEM_TAXONOMY_CUSTOM_DATA")
-    )
+    reference_mode: Literal["value", "rule"] = "value"
+    min_alarm_lifetime: int = Field(0, ge=0, le=65535)
+    status: str = "Open,In-Progress,Closed"
+    tags: str = "Identified Threat,False Positive,Valid Threat,Security Incident"
+    med_risk_min: int = Field(3, ge=0, le=255)
+    med_risk_max: int = Field(6, ge=0, le=255)
+    match_protocol: bool = False
+    taxonomy_custom_data: bool = False
 
     @model_validator(mode="after")
     def _check_risk_thresholds(self) -> EngineSettings:

@@ -11,7 +11,7 @@ class StoreError(Exception):
 def cannot_write(path: Path, what: str, exc: OSError) -> StoreError:
     """`PATH: cannot WHAT: reason`; for a refused permission, also which directory (or existing
     file) this process's user may not write, e.g. a bind mount owned by another uid."""
-    reason = exc.strerror
+    reason = exc.strerror or str(exc)
     if exc.errno in (errno.EACCES, errno.EPERM):
         target = Path(exc.filename) if exc.filename else path
         where = f"file {target}" if os.path.exists(target) else f"directory {target.parent}"

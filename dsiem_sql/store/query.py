@@ -76,18 +76,14 @@ def _is_wal(path: Path) -> bool:
 
 
 def format_rows(columns: list[str], rows: list[tuple[Any, ...]], style: str) -> str:
+    """The rows as JSON (a list of objects) or CSV (a header, then one line a row); the
+    `sql` command prints tables itself (`dsiem_sql.shell.tables`)."""
     if style == "json":
         return json.dumps([dict(zip(columns, r, strict=True)) for r in rows], indent=2) + "\n"
-    if style == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows(rows)
-        return buf.getvalue()
-    text = [[("" if v is None else str(v)) for v in r] for r in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in text]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in text]
-    lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
-    return "\n".join(lines) + "\n"
+    if style != "csv":
+        raise ValueError(f"unknown format {style!r}")
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    return buf.getvalue()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from operator import attrgetter
@@ -123,9 +125,12 @@ def import_rows(imported: list[Backlog]) -> ImportRows:
     )
 
 
+RowLike = Mapping[str, Any] | sqlite3.Row  # read by column name
+
+
 def backlog_from_rows(
-    row: dict[str, Any],
-    stages: list[dict[str, Any]],
+    row: RowLike,
+    stages: list[RowLike],
     events: dict[int, list[str]],
     directive: Directive,
     definition: DirectiveConfig,

@@ -129,7 +129,7 @@ class Store:
                 }
                 pending = [tuple(r) for r in await self.writer.read(
                     "SELECT seq, file, line FROM outbox ORDER BY seq")]
-                written = self.out.recover(recorded, pending)  # type: ignore[arg-type]
+                written = self.out.recover(recorded, pending)
                 if pending:
                     log.info("wrote %d output lines committed before a crash", written)
                 self._unconfirmed = True

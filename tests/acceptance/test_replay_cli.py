@@ -17,9 +17,10 @@ def replay(out: Path, *extra: str, events: str = str(EXAMPLES / "events.jsonl"),
 
 
 def summary(stdout: bytes) -> dict[str, str]:
+    """The rows `| name | value |` of the summary table."""
     rows = {}
     for line in stdout.decode().splitlines():
-        m = re.match(r"^([a-z/ ]+?)\s{2,}(\S+)$", line)
+        m = re.match(r"^\| ([a-z/ ]+?) +\| +(\S+) \|$", line)
         if m:
             rows[m.group(1)] = m.group(2)
     return rows
@@ -46,6 +47,8 @@ def test_replay_examples_writes_both_files_and_a_summary(tmp_path):
     assert s["events read"] == str(events)
     assert (s["invalid"], s["whitelisted"]) == ("1", "1")
     assert int(s["alarms"]) == 4 and int(s["backlogs opened"]) == 6
+    # every backlog opened either finished, expired (at the latest in the final sweep) or lives
+    assert (s["backlogs finished"], s["backlogs expired"], s["live backlogs"]) == ("2", "4", "0")
     assert {"seconds", "events/s", "matched"} <= s.keys()
     alarms, links = normalized(tmp_path)
     assert len(links) == int(s["matched"])  # every example event that matched was counted once

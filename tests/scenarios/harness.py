@@ -16,9 +16,24 @@ from dsiem_sql.config.loader import Config
 from dsiem_sql.config.models import DirectiveConfig
 from dsiem_sql.config.validate import validate_directive
 from dsiem_sql.engine import Changes, Engine, EngineOptions, decode_event
+from dsiem_sql.engine.alarm import render_link
 from dsiem_sql.shell.correlator import Correlator, EventClock
 
 T0 = 1714557600  # 2024-05-01T10:00:00Z
+
+
+def json_dumps_line(obj: Any) -> str:
+    """How output lines were serialized before orjson wrote them."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def check_json_lines(changes: Changes) -> None:
+    """Every output line is byte for byte what `json_dumps_line` writes for it."""
+    for line in changes.alarms:
+        assert line == json_dumps_line(json.loads(line))
+    for link in changes.links:
+        assert render_link(link) == json_dumps_line(
+            {"alarm_id": link.alarm_id, "stage": link.stage, "event_id": link.event_id})
 
 # SPEC §14.9 asset fixture
 TESTING_ASSETS = [
@@ -89,7 +104,8 @@ def event(event_id: str, ts: int, src: str = "0.0.0.0", dst: str = "0.0.0.0", **
 
 
 class Harness:
-    """An engine fed like `replay` feeds it, through a `Correlator` on event time."""
+    """An engine fed like `replay` feeds it, through a `Correlator` on event time. Each
+    step's output lines are checked with `check_json_lines`."""
 
     def __init__(self, directives, asset_rows=TESTING_ASSETS, **options: Any):
         ids = count(1)
@@ -112,6 +128,7 @@ class Harness:
 
     def _step(self) -> Changes:
         step = self.correlator.take()
+        check_json_lines(step)
         self.changes.extend(step)
         return step
 

@@ -62,9 +62,10 @@ def serve_args(tmp_path, *extra: str) -> list[str]:
     (["--node", "n", "--frontend", "http://127.0.0.1:9"], {"DSIEM_FRONTEND_TIMEOUT": "0"},
      "Invalid value for '--frontend-timeout'"),
     (["--node", "n", "--max-config-size", "0"], {}, "Invalid value for '--max-config-size'"),
-    (["--node", "n"], {"MAX_EPS": "abc"}, "max_eps: invalid value 'abc'"),
+    (["--node", "n"], {"MAX_EPS": "abc"},
+     "(env var: '['DSIEM_MAXEPS', 'MAX_EPS']'): Input should be a valid integer"),
     (["--node", "n"], {"DSIEM_MAXEPS": "abc", "MAX_EPS": "500"},
-     "max_eps: invalid value 'abc'"),
+     "(env var: '['DSIEM_MAXEPS', 'MAX_EPS']'): Input should be a valid integer"),
     ([], {}, "Missing option '-n' / '--node'"),
 ], ids=["med_risk_max-11", "med_risk-equal", "hold_duration-0", "max_delay-65536",
         "frontend-timeout-0", "max-config-size-0", "MAX_EPS-abc", "DSIEM_MAXEPS-abc", "no-node"])

@@ -93,7 +93,7 @@ def test_assets_testing_loads_every_entry() -> None:
     (summary,) = [f for f in config.files if f.kind == "assets"]
     assert (summary.path.name, summary.assets) == ("assets_testing.json", 7)
     assert [str(n) for n in config.assets.whitelist] == ["192.168.0.2/32"]
-    assert [str(n) for n in config.assets.home_net] == [
+    assert [str(a.network) for a in config.assets.assets if not a.whitelisted] == [
         "192.168.0.1/32",
         "192.168.0.0/16",
         "10.0.0.0/8",
