@@ -66,7 +66,8 @@ class Enricher:
         return bool(self.checkers)
 
     async def __aenter__(self) -> Enricher:
-        self._client = httpx.AsyncClient(timeout=self.timeout)
+        if self.checkers:  # a client costs a TLS context: none without a source
+            self._client = httpx.AsyncClient(timeout=self.timeout)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -1,9 +1,10 @@
-"""asyncio helpers shared by the shell."""
+"""asyncio and runtime helpers shared by the shell."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -37,3 +38,14 @@ def first_cause(error: BaseException) -> BaseException:
     while isinstance(error, BaseExceptionGroup):
         error = error.exceptions[0]
     return error
+
+
+def settle_memory() -> None:
+    """Call once the long-lived state is loaded (config, directives, resumed backlogs).
+
+    It moves that state out of the cyclic garbage collector's sight, and lets young objects
+    pile up longer between collections: at the default threshold (700 allocations) the
+    collector took a quarter of the time of a flood of new backlogs."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)

@@ -20,7 +20,7 @@ from dsiem_sql.engine import Engine, InvalidEvent, Stats, decode_event
 from dsiem_sql.engine.engine import wall_clock
 from dsiem_sql.enrichment.enricher import Enricher, checkers
 from dsiem_sql.enrichment.lookups import Lookups
-from dsiem_sql.shell.aio import first_cause
+from dsiem_sql.shell.aio import first_cause, settle_memory
 from dsiem_sql.shell.correlator import Batching, Correlator, EventClock, FileSink, Sink
 from dsiem_sql.shell.logs import RateLimitedLog
 from dsiem_sql.store.outbox import Appender
@@ -149,6 +149,7 @@ async def _replay(run: ReplayRun, source, engine: Engine, clock: EventClock,
             out = Appender(run.out)
             out.open()
             final_sweep = True if run.final_sweep is None else run.final_sweep
+            settle_memory()
             return await replay(source, correlator(FileSink(out)), final_sweep=final_sweep)
         return await _replay_into_database(run, source, correlator, engine, clock)
 
@@ -175,6 +176,7 @@ async def _replay_into_database(run: ReplayRun, source, correlator, engine: Engi
             line, offset = resumed.line, resumed.offset
             log.info("resuming %s after line %d", run.file, line)
         await store.prune(clock.now - run.retention_days * DAY)
+        settle_memory()
         summary = await replay(source, correlator(store), final_sweep=bool(run.final_sweep),
                                source=name, line=line, offset=offset)
         # retention follows event time; a final sweep's jump to wall-clock time prunes nothing

@@ -26,7 +26,7 @@ from dsiem_sql.engine import Changes, Engine, EngineOptions, Event, InvalidEvent
 from dsiem_sql.engine.engine import wall_clock
 from dsiem_sql.enrichment.enricher import Enricher, checkers
 from dsiem_sql.enrichment.lookups import Lookups
-from dsiem_sql.shell.aio import first_cause
+from dsiem_sql.shell.aio import first_cause, settle_memory
 from dsiem_sql.shell.bus import Bus, NatsOptions
 from dsiem_sql.shell.correlator import Batching, Correlator
 from dsiem_sql.shell.download import download_config
@@ -157,6 +157,7 @@ class Service:
                 metrics_server = await serve_metrics(
                     self.metrics, o.metrics_host, o.metrics_port, self.healthy
                 )
+            settle_memory()
             if not await bus.start(stop):
                 return
             enricher = Enricher(
