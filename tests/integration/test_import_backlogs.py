@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from dsiem_sql import importer
 from dsiem_sql.config import load_config
 from dsiem_sql.engine import Engine
+from dsiem_sql.legacy import importer
 from dsiem_sql.legacy.formats import SAVED_FILE, title_matches, to_backlog
 from dsiem_sql.legacy.importer import backlog_files, import_files
 from dsiem_sql.store import StoreError
