@@ -129,17 +129,6 @@ def test_risk_through_engine(
         assert (alarm["alarm_id"], alarm["risk"], alarm["risk_class"]) == ("alarm1", risk, cls)
 
 
-@pytest.mark.parametrize(
-    ("priority", "reliability", "value", "risk"),
-    [
-        pytest.param(p, r, v, risk, id=f"14.10-formula-p{p}-r{r}-v{v}")
-        for p, r, v, risk, *_ in RISK_TABLE
-    ],
-)
-def test_risk_formula(priority: int, reliability: int, value: int, risk: int) -> None:
-    assert priority * reliability * value // 25 == risk
-
-
 def test_risk_uses_highest_asset_value_of_all_addresses() -> None:
     """§6.1: value = max over src and dst addresses; an address outside every asset is 0."""
     directive = DirectiveConfig.model_validate(
