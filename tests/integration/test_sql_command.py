@@ -10,18 +10,15 @@ import re
 import shutil
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from kit import CONFIGS, EXAMPLES, ROOT, cli, ok, replay
 
 from dsiem_sql.store.database import BUSY_TIMEOUT_MS, WriterLock
 from dsiem_sql.store.query import read_query
-
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
 
 COLUMNS = {
     "live_backlogs": [
@@ -37,18 +34,8 @@ COLUMNS = {
 }
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dsiem_sql", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-    )
-
-
-def sql(db: Path, statement: str, *options: str) -> subprocess.CompletedProcess[str]:
-    return cli("sql", "--db", str(db), *options, statement)
+def sql(db: Path, statement: str, *options: str, **kw) -> subprocess.CompletedProcess[str]:
+    return cli("sql", "--db", db, *options, statement, **kw)
 
 
 def direct(db: Path, statement: str, *params: object) -> list[tuple]:
@@ -75,11 +62,7 @@ def replayed(tmp_path_factory) -> tuple[Path, Path]:
     """One replay of the examples with a database (no final sweep: live backlogs remain)."""
     where = tmp_path_factory.mktemp("replayed")
     db, out = where / "state.db", where / "out"
-    run = cli(
-        "replay", "--configs", str(EXAMPLES / "configs"), "--out", str(out), "--db", str(db),
-        str(EXAMPLES / "events.jsonl"),
-    )
-    assert run.returncode == 0, run.stderr
+    ok(replay(CONFIGS, out, EXAMPLES / "events.jsonl", "--db", db))
     assert not Path(f"{db}-wal").exists()  # the writer checkpointed on close: one file
     return db, out
 
@@ -289,10 +272,7 @@ ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELEC
 
 
 def test_a_query_that_runs_too_long_is_stopped(db):
-    run = subprocess.run(
-        [sys.executable, "-m", "dsiem_sql", "sql", "--db", str(db), "--timeout", "1", ENDLESS],
-        capture_output=True, text=True, cwd=ROOT, timeout=20,  # a hang guard
-    )
+    run = sql(db, ENDLESS, "--timeout", "1", timeout=20)  # a hang guard
     assert (run.returncode, run.stderr.strip()) == (
         1, f"error: {db}: query stopped after 1 s (--timeout)")
 
@@ -319,7 +299,7 @@ def test_a_wal_database_in_a_directory_it_cannot_write(replayed, tmp_path, way):
     """SQLite must create <db>-shm next to a WAL database even to read it."""
     where = tmp_path / "data"
     where.mkdir()
-    command = [sys.executable, "-m", "dsiem_sql", "sql"]
+    prefix: list[str] = []
     if way == "read-only-mount":
         run = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(where)],
                              capture_output=True, text=True)
@@ -336,14 +316,13 @@ def test_a_wal_database_in_a_directory_it_cannot_write(replayed, tmp_path, way):
         os.chown(where, 65534, 65534)
         where.chmod(0o555)
         # root, without the capabilities that let it write where the mode bits say no
-        command = ["setpriv", "--inh-caps=-all",
-                   "--bounding-set=-dac_override,-dac_read_search,-fowner", *command]
+        prefix = ["setpriv", "--inh-caps=-all",
+                  "--bounding-set=-dac_override,-dac_read_search,-fowner"]
         reason = "is not writable by this user"
     db = where / "state.db"
     try:
         assert db.read_bytes()[18] == 2  # a WAL database
-        run = subprocess.run([*command, "--db", str(db), "SELECT count(*) FROM alarms"],
-                             capture_output=True, text=True, cwd=ROOT, timeout=60)
+        run = sql(db, "SELECT count(*) FROM alarms", prefix=prefix)
         assert run.returncode == 1
         assert run.stderr.strip() == (
             f"error: {db}: cannot read this WAL database: SQLite must create state.db-shm "

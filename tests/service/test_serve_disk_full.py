@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from scenario import Subscriber, http_status, links, ping_events, wait_log, wait_until
-from servekit import publish
+from kit import wait_until
+from scenario import Subscriber, links, ping_events, wait_log
+from servekit import http_status, publish
 
 
 @pytest.fixture
@@ -75,11 +76,8 @@ def test_a_disk_that_stays_full_stops_serve_after_the_window(serve, nats_server,
     filler = fill(small_disk)
 
     publish(nats_server.url, events[4:])
-    assert node.proc is not None
-    code = node.proc.wait(20)
-    node.proc = None
-    assert code != 0
-    errors = [line for line in node.log.read_text().splitlines() if " ERROR " in line]
+    assert node.exit_code() != 0
+    errors = node.errors()
     assert len(errors) == 1
     assert "cannot commit for 2 s: database or disk is full" in errors[0]
 

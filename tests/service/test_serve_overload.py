@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import time
 
-from scenario import Subscriber, links, ping_events, wait_until, with_args
+from kit import wait_until
+from scenario import Subscriber, links, ping_events, with_args
 from servekit import publish
 
 SECOND = 1_000_000_000
