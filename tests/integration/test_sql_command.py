@@ -10,14 +10,13 @@ import re
 import shutil
 import sqlite3
 import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from kit import CONFIGS, EXAMPLES, ROOT, cli, ok, replay
 
-from dsiem_sql.store.database import BUSY_TIMEOUT_MS, WriterLock
+from dsiem_sql.store.database import WriterLock
 from dsiem_sql.store.query import read_query
 
 COLUMNS = {
@@ -223,15 +222,14 @@ def test_works_while_a_writer_holds_a_write_transaction(db):
         writer.execute("INSERT INTO engine_state VALUES ('uncommitted', 1)")
         writer.execute("DELETE FROM stage_events")
         committed = direct(db, "SELECT count(*) FROM stage_events")[0][0]
-        started = time.monotonic()
+        # the reader does not wait for the writer: waiting, it would fail after the busy
+        # timeout, as the writer holds its transaction until the reader is done
         run = sql(db, "SELECT (SELECT count(*) FROM alarm_events) AS links,"
                       " (SELECT count(*) FROM engine_state WHERE key = 'uncommitted') AS probe",
                   "--format", "json")
-        elapsed = time.monotonic() - started
         assert run.returncode == 0, run.stderr
         assert json.loads(run.stdout) == [{"links": committed, "probe": 0}]
         assert committed > 0
-        assert elapsed < BUSY_TIMEOUT_MS / 1000  # it did not wait for the writer
         # the writer is unaffected and can still commit
         writer.execute("COMMIT")
     finally:

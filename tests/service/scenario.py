@@ -130,10 +130,10 @@ def snapshot(node: Serve) -> dict:
 
 
 class Subscriber:
-    """Collects (monotonic time, payload) of every message on one subject, in a thread."""
+    """Collects the payload of every message on one subject, in order, in a thread."""
 
     def __init__(self, url: str, subject: str = "dsiem_overload_signals"):
-        self.messages: list[tuple[float, bytes]] = []
+        self.messages: list[bytes] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
@@ -145,13 +145,11 @@ class Subscriber:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
 
     async def _on_msg(self, msg) -> None:
-        self.messages.append((time.monotonic(), msg.data))
+        self.messages.append(msg.data)
 
-    def payloads(self) -> list[bytes]:
-        return [data for _, data in self.messages]
-
-    def wait_for(self, count: int, timeout: float = WAIT) -> list[tuple[float, bytes]]:
-        wait_until(lambda: f"{count} messages (got {self.payloads()})",
+    def wait_for(self, count: int, timeout: float = WAIT) -> list[bytes]:
+        """The payloads, once there are at least `count`."""
+        wait_until(lambda: f"{count} messages (got {self.messages})",
                    lambda: len(self.messages) >= count, timeout)
         return list(self.messages)
 
