@@ -28,21 +28,6 @@ def address_in_list(ip_text: str, items: tuple[tuple[bool, object], ...]) -> boo
     return result
 
 
-def term_in_list(term: str, value: str) -> bool:
-    """The CSV term algorithm (ports, comma custom data): the first equal item decides."""
-    result = False
-    for raw in value.split(","):
-        item = raw.strip()
-        negated = item.startswith("!")
-        if negated:
-            item = item.replace("!", "")
-        if item == term:
-            return not negated
-        if negated:
-            result = True
-    return result
-
-
 def _address_items(value: str) -> tuple[tuple[bool, object], ...]:
     items = []
     for negated, item in list_items(value):

@@ -8,25 +8,24 @@ import sys
 from pathlib import Path
 
 import pytest
-from clikit import EXAMPLES, INSTALLED_CLI, ROOT, dsiem_sql
+from kit import EXAMPLES, INSTALLED_CLI, ROOT, cli
 
 
 def test_db_upgrade_then_replay_into_the_database(tmp_path):
     db = tmp_path / "dsiem.db"
-    upgraded = dsiem_sql("db", "upgrade", "--db", str(db))
+    upgraded = cli("db", "upgrade", "--db", db)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert upgraded.stdout.decode().startswith(f"{db}: schema at revision ")
-    assert upgraded.stdout.decode().endswith(" (newest)\n")
-    current = dsiem_sql("db", "current", "--db", str(db))
+    assert upgraded.stdout.startswith(f"{db}: schema at revision ")
+    assert upgraded.stdout.endswith(" (newest)\n")
+    current = cli("db", "current", "--db", db)
     assert current.stdout == upgraded.stdout, current.stderr
 
-    run = dsiem_sql("replay", "--configs", str(EXAMPLES / "configs"), "--out",
-                    str(tmp_path / "out"), "--db", str(db), str(EXAMPLES / "events.jsonl"))
+    run = cli("replay", "--configs", EXAMPLES / "configs", "--out", tmp_path / "out",
+              "--db", db, EXAMPLES / "events.jsonl")
     assert run.returncode == 0, run.stderr
-    alarms = dsiem_sql("sql", "--db", str(db), "--format", "csv",
-                       "SELECT count(*) AS n FROM alarms")
+    alarms = cli("sql", "--db", db, "--format", "csv", "SELECT count(*) AS n FROM alarms")
     assert alarms.returncode == 0, alarms.stderr
-    assert alarms.stdout.decode().split() == ["n", "4"]
+    assert alarms.stdout.split() == ["n", "4"]
     assert (tmp_path / "out" / "siem_alarms.json").stat().st_size > 0
 
 

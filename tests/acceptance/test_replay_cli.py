@@ -7,19 +7,19 @@ import re
 import sqlite3
 from pathlib import Path
 
+import kit
 import pytest
-from clikit import EXAMPLES, dsiem_sql
+from kit import CONFIGS, EXAMPLES, directive, event, rule
 
 
 def replay(out: Path, *extra: str, events: str = str(EXAMPLES / "events.jsonl"), **kw):
-    return dsiem_sql("replay", "--configs", str(EXAMPLES / "configs"), "--out", str(out),
-                     *extra, events, **kw)
+    return kit.replay(CONFIGS, out, events, *extra, **kw)
 
 
-def summary(stdout: bytes) -> dict[str, str]:
+def summary(stdout: str) -> dict[str, str]:
     """The rows `| name | value |` of the summary table."""
     rows = {}
-    for line in stdout.decode().splitlines():
+    for line in stdout.splitlines():
         m = re.match(r"^\| ([a-z/ ]+?) +\| +(\S+) \|$", line)
         if m:
             rows[m.group(1)] = m.group(2)
@@ -62,8 +62,8 @@ def test_bad_line_is_reported_with_its_number_and_skipped(tmp_path):
     run = replay(tmp_path)
     lines = (EXAMPLES / "events.jsonl").read_text().splitlines()
     bad = next(i for i, line in enumerate(lines, 1) if "not a time" in line)
-    assert f"line {bad}: cannot parse event: timestamp" in run.stderr.decode()
-    assert b"Traceback" not in run.stderr
+    assert f"line {bad}: cannot parse event: timestamp" in run.stderr
+    assert "Traceback" not in run.stderr
 
 
 def test_same_input_gives_the_same_output(tmp_path):
@@ -73,8 +73,8 @@ def test_same_input_gives_the_same_output(tmp_path):
 
 
 def test_events_from_stdin(tmp_path):
-    events = (EXAMPLES / "events.jsonl").read_bytes()
-    run = replay(tmp_path / "stdin", events="-", stdin=events)
+    events = (EXAMPLES / "events.jsonl").read_text()
+    run = replay(tmp_path / "stdin", events="-", input=events)
     assert run.returncode == 0, run.stderr
     replay(tmp_path / "file")
     assert normalized(tmp_path / "stdin") == normalized(tmp_path / "file")
@@ -99,18 +99,17 @@ def test_output_is_appended_not_overwritten(tmp_path):
 def test_invalid_settings_exit_1_with_a_clear_message(tmp_path, args, env, message):
     run = replay(tmp_path, *args, env=env)
     assert run.returncode == 1
-    assert message in run.stderr.decode() and b"Traceback" not in run.stderr
+    assert message in run.stderr and "Traceback" not in run.stderr
 
 
 def test_missing_event_file_and_bad_config_exit_1(tmp_path):
     run = replay(tmp_path, events=str(tmp_path / "nope.jsonl"))
-    assert run.returncode == 1 and "nope.jsonl: cannot read events" in run.stderr.decode()
+    assert run.returncode == 1 and "nope.jsonl: cannot read events" in run.stderr
     (tmp_path / "cfg").mkdir()
     (tmp_path / "cfg" / "assets_x.json").write_text('{"assets": [}')
-    run = dsiem_sql("replay", "--configs", str(tmp_path / "cfg"), "--out", str(tmp_path), "-",
-                    stdin=b"")
+    run = kit.replay(tmp_path / "cfg", tmp_path, "-", input="")
     assert run.returncode == 1
-    assert "assets_x.json: invalid JSON" in run.stderr.decode() and b"Traceback" not in run.stderr
+    assert "assets_x.json: invalid JSON" in run.stderr and "Traceback" not in run.stderr
 
 
 def test_reference_mode_from_the_environment_changes_the_result(tmp_path):
@@ -118,23 +117,15 @@ def test_reference_mode_from_the_environment_changes_the_result(tmp_path):
     cfg.mkdir()
     (cfg / "assets_x.json").write_text(json.dumps(
         {"assets": [{"name": "net", "cidr": "192.168.0.0/16", "value": 5}]}))
-    common = {"type": "PluginRule", "plugin_id": 1, "plugin_sid": [1], "port_from": "ANY",
-              "port_to": "ANY", "protocol": "ANY", "to": "ANY"}
-    (cfg / "directives_x.json").write_text(json.dumps({"directives": [{
-        "id": 1, "name": "net sweep", "priority": 5, "kingdom": "k", "category": "c",
-        "rules": [
-            {"name": "a", "stage": 1, "occurrence": 1, "from": "192.168.0.0/16",
-             "reliability": 1, "timeout": 0, **common},
-            {"name": "b", "stage": 2, "occurrence": 2, "from": ":1", "reliability": 10,
-             "timeout": 60, **common}]}]}))
-    events = "".join(json.dumps({
-        "event_id": f"e{i}", "timestamp": f"2024-05-01T10:00:0{i}Z", "title": "t",
-        "sensor": "s", "plugin_id": 1, "plugin_sid": 1, "src_ip": f"192.168.0.{i + 10}",
-        "dst_ip": "8.8.8.8"}) + "\n" for i in range(3)).encode()
-    args = ["replay", "--configs", str(cfg), "--no-final-sweep"]
-    by_value = dsiem_sql(*args, "--out", str(tmp_path / "v"), "-", stdin=events)
-    by_rule = dsiem_sql(*args, "--out", str(tmp_path / "r"), "-", stdin=events,
-                        env={"DSIEM_REFERENCE_MODE": "rule"})
+    (cfg / "directives_x.json").write_text(json.dumps({"directives": [directive(
+        1, [rule(1, **{"from": "192.168.0.0/16"}),
+            rule(2, occurrence=2, reliability=10, timeout=60, **{"from": ":1"})],
+        name="net sweep", priority=5)]}))
+    events = "".join(json.dumps(event(f"e{i}", kit.T0 + i, f"192.168.0.{i + 10}", "8.8.8.8"))
+                     + "\n" for i in range(3))
+    by_value = kit.replay(cfg, tmp_path / "v", "-", "--no-final-sweep", input=events)
+    by_rule = kit.replay(cfg, tmp_path / "r", "-", "--no-final-sweep", input=events,
+                         env={"DSIEM_REFERENCE_MODE": "rule"})
     assert summary(by_value.stdout)["backlogs opened"] == "3"  # each source its own backlog
     assert summary(by_rule.stdout)["backlogs opened"] == "1"  # the CIDR text was copied
     assert summary(by_rule.stdout)["alarms"] == "1"
@@ -161,10 +152,10 @@ def test_copies_of_an_event_are_one_record_in_the_file_and_the_database(tmp_path
 
 def test_a_flood_of_bad_lines_logs_a_few_warnings_and_a_count(tmp_path):
     """Issue 10: at most 10 bad-line warnings a second, the rest counted in a summary line."""
-    run = replay(tmp_path, events="-", stdin=b"not an event\n" * 500)
+    run = replay(tmp_path, events="-", input="not an event\n" * 500)
     assert run.returncode == 0, run.stderr
     assert summary(run.stdout)["invalid"] == "500"
-    lines = run.stderr.decode().splitlines()
+    lines = run.stderr.splitlines()
     one_by_one = sum("cannot parse event" in line for line in lines)
     summed = sum(int(m.group(1)) for line in lines
                  if (m := re.search(r"… and (\d+) more invalid events in the last", line)))

@@ -5,76 +5,31 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import subprocess
-import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from fakeintel import FakeIntel
+from fakeintel import FakeIntel, attack, intel_configs
+from kit import T0, event, ok, replay
 
 from dsiem_sql.config import load_config
 from dsiem_sql.engine import Engine
 from dsiem_sql.enrichment.enricher import Enricher, checkers
 from dsiem_sql.enrichment.lookups import Lookups
 from dsiem_sql.shell.correlator import Batching, Correlator, EventClock, FileSink
-from dsiem_sql.shell.replay import replay
+from dsiem_sql.shell.replay import replay as replay_lines
 from dsiem_sql.store.outbox import Appender
 
-ROOT = Path(__file__).resolve().parents[2]
-T0 = 1714557600
-RULE = {"type": "PluginRule", "plugin_id": 1, "plugin_sid": [1], "port_from": "ANY",
-        "port_to": "ANY", "protocol": "TCP"}
+
+def noise(n: int) -> list[dict]:
+    return [event(f"noise-{i}", T0 + 10, "1.1.1.1", "2.2.2.2", plugin_id=9, plugin_sid=9)
+            for i in range(n)]
 
 
-def write_configs(directory: Path, intel: list[str], vuln: list[str]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "assets_x.json").write_text(json.dumps(
-        {"assets": [{"name": "lan", "cidr": "192.168.0.0/16", "value": 5}]}))
-    (directory / "directives_x.json").write_text(json.dumps({"directives": [{
-        "id": 1, "name": "Attack from SRC_IP", "priority": 5, "kingdom": "k", "category": "c",
-        "rules": [
-            {"name": "a", "stage": 1, "occurrence": 1, "from": "ANY", "to": "HOME_NET",
-             "reliability": 5, "timeout": 0, **RULE},
-            {"name": "b", "stage": 2, "occurrence": 2, "from": ":1", "to": ":1",
-             "reliability": 10, "timeout": 600, **RULE},
-        ]}]}))
-
-    def sources(urls: list[str], plugin: str) -> list[dict]:
-        return [{"name": f"{plugin}-{i}", "type": "IP", "enabled": True, "plugin": plugin,
-                 "config": json.dumps({"url": url})} for i, url in enumerate(urls)]
-
-    (directory / "intel_x.json").write_text(json.dumps({"intel_sources": sources(intel, "Wise")}))
-    (directory / "vuln_x.json").write_text(json.dumps({"vuln_sources": sources(vuln, "Nesd")}))
-    return directory
-
-
-def attack(src: str, n: int, start: int = 0, dport: int = 80) -> list[str]:
-    return [json.dumps({
-        "event_id": f"{src}-{start + i}", "timestamp": datetime.fromtimestamp(
-            T0 + start + i, UTC).isoformat(), "title": "t", "sensor": "s", "plugin_id": 1,
-        "plugin_sid": 1, "src_ip": src, "dst_ip": "192.168.0.5", "src_port": 40000,
-        "dst_port": dport, "protocol": "TCP"}) for i in range(n)]
-
-
-def noise(n: int) -> list[str]:
-    return [json.dumps({
-        "event_id": f"noise-{i}", "timestamp": datetime.fromtimestamp(T0 + 10, UTC).isoformat(),
-        "title": "t", "sensor": "s", "plugin_id": 9, "plugin_sid": 9, "src_ip": "1.1.1.1",
-        "dst_ip": "2.2.2.2"}) for i in range(n)]
-
-
-def run_cli(configs: Path, out: Path, events: list[str], *extra: str):
+def run_cli(configs: Path, out: Path, events: list[dict], *extra: str):
+    """`dsiem-sql replay` of `events` into `out`, with a database."""
     events_file = out.parent / f"{out.name}.jsonl"
-    events_file.write_text("\n".join(events) + "\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "dsiem_sql", "replay", "--configs", str(configs), "--out",
-         str(out), "--db", str(out / "state.db"), *extra, str(events_file)],
-        capture_output=True, cwd=ROOT, timeout=120, text=True,
-    )
-    out.mkdir(exist_ok=True)
-    assert result.returncode == 0, result.stderr
-    return result
+    events_file.write_text("".join(json.dumps(e) + "\n" for e in events))
+    return ok(replay(configs, out, events_file, "--db", out / "state.db", *extra))
 
 
 def alarms(out: Path) -> list[dict]:
@@ -83,7 +38,7 @@ def alarms(out: Path) -> list[dict]:
 
 def test_hits_and_vulnerabilities_reach_the_alarm_line_and_the_database(tmp_path):
     with FakeIntel() as fake:
-        configs = write_configs(tmp_path / "cfg", [fake.wise()], [fake.nesd()])
+        configs = intel_configs(tmp_path / "cfg", [fake.wise()], [fake.nesd()])
         out = tmp_path / "out"
         out.mkdir()
         run_cli(configs, out, attack("8.8.8.8", 3))
@@ -105,7 +60,7 @@ def test_hits_and_vulnerabilities_reach_the_alarm_line_and_the_database(tmp_path
 
 def test_private_addresses_with_intel_private_ip(tmp_path):
     with FakeIntel() as fake:
-        configs = write_configs(tmp_path / "cfg", [fake.wise()], [])
+        configs = intel_configs(tmp_path / "cfg", [fake.wise()], [])
         out = tmp_path / "out"
         out.mkdir()
         run_cli(configs, out, attack("8.8.8.8", 3), "--intel_private_ip")
@@ -115,7 +70,7 @@ def test_private_addresses_with_intel_private_ip(tmp_path):
 
 def test_cache_is_keyed_by_checker_and_term(tmp_path):
     with FakeIntel() as fake:
-        configs = write_configs(tmp_path / "cfg", [fake.wise(), fake.wise()], [fake.nesd()])
+        configs = intel_configs(tmp_path / "cfg", [fake.wise(), fake.wise()], [fake.nesd()])
         out = tmp_path / "out"
         out.mkdir()
         # three lookups (stage 1 and 2 of one backlog, stage 1 of a second one) for one source
@@ -135,7 +90,7 @@ def test_a_hanging_server_never_stalls_correlation(tmp_path):
     timeout) are counted on the engine's side, so the server thread's speed does not
     matter."""
     with FakeIntel() as fake:
-        configs = write_configs(tmp_path / "cfg", [fake.wise("hang")], [fake.nesd()])
+        configs = intel_configs(tmp_path / "cfg", [fake.wise("hang")], [fake.nesd()])
         config = load_config(configs)
         clock = EventClock()
         engine = Engine(config, clock=clock)
@@ -152,7 +107,7 @@ def test_a_hanging_server_never_stalls_correlation(tmp_path):
                     in_flight["end"] = engine.stats.events
 
         async def run():
-            lines = attack("8.8.8.8", 1) + noise(10_000)
+            lines = [json.dumps(e) for e in attack("8.8.8.8", 1) + noise(10_000)]
             out = Appender(tmp_path / "out")
             out.open()
             async with (Watched(checkers(config.intel, config.vuln), timeout=1.5) as enricher,
@@ -161,7 +116,7 @@ def test_a_hanging_server_never_stalls_correlation(tmp_path):
                     engine, FileSink(out), batching=Batching(interval_ms=1, changes=10_000),
                     clock=clock, lookups=Lookups(enricher, tasks), tasks=tasks,
                 )
-                return await replay(lines, correlator, final_sweep=False)
+                return await replay_lines(lines, correlator, final_sweep=False)
 
         summary = asyncio.run(run())
         assert summary.read == 10_001
@@ -178,7 +133,7 @@ def test_failing_source_is_logged_and_changes_nothing_else(tmp_path, mode):
         broken = (fake.wise(mode) if mode != "refused"
                   else "http://127.0.0.1:9/wise/${ip}")  # nothing listens on port 9
         nesd = fake.nesd(mode if mode != "refused" else "ok")
-        configs = write_configs(tmp_path / "cfg", [broken, fake.wise()], [nesd])
+        configs = intel_configs(tmp_path / "cfg", [broken, fake.wise()], [nesd])
         out = tmp_path / "out"
         out.mkdir()
         result = run_cli(configs, out, attack("8.8.8.8", 3))

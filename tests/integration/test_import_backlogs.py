@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
+import kit
 import pytest
+from kit import event, ok, rule
 
 from dsiem_sql.config import load_config
 from dsiem_sql.engine import Engine
@@ -25,8 +24,7 @@ from dsiem_sql.store import StoreError
 from dsiem_sql.store.rows import import_rows
 from dsiem_sql.store.store import Store
 
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT / "tests" / "fixtures" / "backlogs"
+FIXTURES = kit.FIXTURES / "backlogs"
 CONFIGS = FIXTURES / "configs"
 M_FILE = FIXTURES / "m" / "2001.json"
 R_FILE = FIXTURES / "r" / "2001.json"
@@ -43,14 +41,7 @@ NESD = (
 
 def cli(*args: str | Path, columns: int = 1000) -> subprocess.CompletedProcess:
     """`dsiem-sql ...` as a real process; a wide console keeps each table row on one line."""
-    return subprocess.run(
-        [sys.executable, "-m", "dsiem_sql", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "COLUMNS": str(columns), "PYTHONUNBUFFERED": "1"},
-    )
+    return kit.cli(*args, env={"COLUMNS": str(columns)})
 
 
 def import_backlogs(db: Path, *paths: Path, flags: tuple[str, ...] = ()):
@@ -151,17 +142,10 @@ def write_saved(path: Path, items: list[dict]) -> Path:
     return path
 
 
-def iso(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat()
-
-
-def scan_event(event_id: str, ts: int, dst_ip: str, dst_port: int, **extra) -> dict:
-    return {
-        "event_id": event_id, "timestamp": iso(ts), "title": "ET SCAN Potential SYN Scan",
-        "sensor": "suricata-01", "plugin_id": 1001, "plugin_sid": 2100498,
-        "src_ip": "203.0.113.50", "dst_ip": dst_ip, "src_port": 40000 + dst_port,
-        "dst_port": dst_port, "protocol": "TCP", **extra,
-    }
+def scan_event(event_id: str, ts: int, dst_ip: str, dst_port: int) -> dict:
+    return event(event_id, ts, "203.0.113.50", dst_ip, title="ET SCAN Potential SYN Scan",
+                 sensor="suricata-01", plugin_id=1001, plugin_sid=2100498,
+                 src_port=40000 + dst_port, dst_port=dst_port, protocol="TCP")
 
 
 def write_events(path: Path, events: list[dict]) -> Path:
@@ -170,16 +154,11 @@ def write_events(path: Path, events: list[dict]) -> Path:
 
 
 def replay(db: Path, out: Path, events: Path) -> subprocess.CompletedProcess:
-    return cli("replay", "--db", db, "--configs", CONFIGS, "--out", out, events)
+    return kit.replay(CONFIGS, out, events, "--db", db)
 
 
 def lines(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
-
-
-def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
 
 
 # -- both formats -------------------------------------------------------------------------
@@ -444,10 +423,7 @@ def test_a_passed_deadline_expires_at_the_first_check(tmp_path):
     ok(import_backlogs(db, M_FILE))
     assert backlog(db, ALARM_ID)["deadline"] == 1714558503
     now = int(time.time())
-    unrelated = {
-        "event_id": "unrelated-1", "timestamp": iso(now), "title": "other", "sensor": "s",
-        "plugin_id": 4242, "plugin_sid": 1, "src_ip": "10.9.9.9", "dst_ip": "10.9.9.8",
-    }
+    unrelated = event("unrelated-1", now, "10.9.9.9", "10.9.9.8", plugin_id=4242)
     ok(replay(db, out, write_events(tmp_path / "events.json", [unrelated])))
 
     (alarm,) = lines(out / "siem_alarms.json")
@@ -466,25 +442,22 @@ def test_a_passed_deadline_expires_at_the_first_check(tmp_path):
 
 def continuation_backlog(t: int) -> dict:
     """Directive 2001 waiting at stage 2 ([M] format): stage 1 done, 1 of 3 ports seen."""
-    rule = {"name": "Portscan SYN", "plugin_id": 1001, "plugin_sid": [2100498],
-            "type": "PluginRule", "port_from": "ANY", "port_to": "ANY", "protocol": "TCP"}
+    scan = {"name": "Portscan SYN", "plugin_id": 1001, "plugin_sid": [2100498],
+            "protocol": "TCP"}
     return {
         "alarm_id": "Cont00001", "title": "Port Scan from SRC_IP", "status": "Open",
         "tag": "Identified Threat", "kingdom": "Reconnaissance & Probing",
         "category": "Network Scan", "created_time": 0, "update_time": t + 1,
         "risk": 0, "risk_class": "",
         "rules": [
-            {**rule, "stage": 1, "occurrence": 1, "from": "ANY", "to": "HOME_NET",
-             "reliability": 1, "timeout": 0, "start_time": t, "end_time": t,
-             "status": "finished", "saved_event_ids": ["cont-1"]},
-            {**rule, "stage": 2, "occurrence": 3, "from": "203.0.113.50", "to": "ANY",
-             "reliability": 4, "timeout": 300, "start_time": t, "end_time": t + 1,
-             "sticky_different": "DST_PORT",
-             "saved_sticky_diffdata": {"sdiff_string": [], "sdiff_int": [22]},
-             "saved_event_ids": ["cont-2"]},
-            {**rule, "stage": 3, "occurrence": 20, "from": "203.0.113.50",
-             "to": "192.168.10.5", "reliability": 8, "timeout": 900,
-             "sticky_different": "DST_PORT"},
+            rule(1, **scan, to="HOME_NET", start_time=t, end_time=t, status="finished",
+                 saved_event_ids=["cont-1"]),
+            rule(2, **scan, occurrence=3, reliability=4, timeout=300, start_time=t,
+                 end_time=t + 1, sticky_different="DST_PORT",
+                 saved_sticky_diffdata={"sdiff_string": [], "sdiff_int": [22]},
+                 saved_event_ids=["cont-2"], **{"from": "203.0.113.50"}),
+            rule(3, **scan, occurrence=20, to="192.168.10.5", reliability=8, timeout=900,
+                 sticky_different="DST_PORT", **{"from": "203.0.113.50"}),
         ],
         "src_ips": ["203.0.113.50"], "dst_ips": ["192.168.10.5"], "networks": [],
         "saved_last_srcport": 40022, "saved_last_dstport": 22,

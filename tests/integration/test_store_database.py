@@ -10,13 +10,14 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import kit
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from kit import CONFIGS, EXAMPLES, cli
 from sqlalchemy import Column, Index, Integer, MetaData, Table, exc
 
 from dsiem_sql.store.database import (
@@ -31,26 +32,11 @@ from dsiem_sql.store.database import (
 from dsiem_sql.store.schema import VIEWS, metadata
 from dsiem_sql.store.writer import Writer
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
 TABLES = set(metadata.tables)
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dsiem_sql", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-    )
-
-
 def replay(db: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return cli(
-        "replay", "--configs", str(EXAMPLES / "configs"), "--out", str(out), "--db", str(db),
-        *extra, str(EXAMPLES / "events.jsonl"),
-    )
+    return kit.replay(CONFIGS, out, EXAMPLES / "events.jsonl", "--db", db, *extra)
 
 
 def objects(db: Path) -> dict[str, set[str]]:

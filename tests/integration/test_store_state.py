@@ -5,31 +5,37 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import subprocess
-import sys
+import sqlite3
 import tempfile
-from datetime import UTC, datetime
 from itertools import count
 from pathlib import Path
 
+import kit
+import pytest
 from dbcompare import database_dump, normalised_outputs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from workload import PLUGIN, T0, events, write_configs
+from kit import T0, iso, ok
+from workload import PLUGIN, events, write_configs
 
 from dsiem_sql.config import load_config
+from dsiem_sql.config.loader import Config
 from dsiem_sql.engine import Engine, decode_event
 from dsiem_sql.shell.correlator import Correlator, EventClock
 from dsiem_sql.store.database import upgrade
 from dsiem_sql.store.rows import rule_json
 from dsiem_sql.store.store import Store
 
-ROOT = Path(__file__).resolve().parents[2]
-WORK = Path(tempfile.mkdtemp(prefix="dsiem-sql-state-"))
-CONFIGS = write_configs(WORK / "configs", n_directives=5)
-CONFIG = load_config(CONFIGS)
-TEMPLATE_DB = WORK / "template.db"
-upgrade(TEMPLATE_DB)
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> tuple[Path, Config, Path]:
+    """(a directory for the databases, the config of 5 workload directives, an empty
+    database at the newest schema to copy)."""
+    work = tmp_path_factory.mktemp("state")
+    config = load_config(write_configs(work / "configs", n_directives=5))
+    template = work / "template.db"
+    upgrade(template)
+    return work, config, template
 
 
 def engine_state(engine: Engine) -> tuple:
@@ -69,24 +75,23 @@ event_strategy = st.tuples(
 
 def to_event(i: int, spec: tuple, ts: int, previous_id: str):
     sid, src, dst, port, data, _, reuse = spec
-    return decode_event(json.dumps({
-        "event_id": previous_id if reuse and previous_id else f"ev{i}",
-        "timestamp": datetime.fromtimestamp(ts, UTC).isoformat(),
-        "title": "t", "sensor": "s", "plugin_id": PLUGIN, "plugin_sid": sid,
-        "src_ip": f"198.51.100.{src}", "dst_ip": f"10.0.0.{dst}", "dst_port": port,
-        "custom_label1": "l", "custom_data1": data,
-    }))
+    return decode_event(json.dumps(kit.event(
+        previous_id if reuse and previous_id else f"ev{i}", ts, f"198.51.100.{src}",
+        f"10.0.0.{dst}", plugin_id=PLUGIN, plugin_sid=sid, dst_port=port, custom_label1="l",
+        custom_data1=data,
+    )))
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(event_strategy, min_size=1, max_size=25))
-def test_reloaded_state_equals_engine_state_after_every_prefix(specs):
-    db = Path(tempfile.mkdtemp(dir=WORK)) / "state.db"
-    shutil.copy(TEMPLATE_DB, db)
+def test_reloaded_state_equals_engine_state_after_every_prefix(workdir, specs):
+    work, config, template = workdir
+    db = Path(tempfile.mkdtemp(dir=work)) / "state.db"
+    shutil.copy(template, db)
 
     async def scenario():
         clock = EventClock(T0)
-        engine = Engine(CONFIG, clock=clock, new_id=new_ids("a"))
+        engine = Engine(config, clock=clock, new_id=new_ids("a"))
         store = Store(db, db.parent / "out")
         await store.open()
         correlator = Correlator(engine, store, clock=clock)
@@ -98,7 +103,7 @@ def test_reloaded_state_equals_engine_state_after_every_prefix(specs):
                 previous = event.event_id
                 correlator.feed(event)
                 await correlator.commit(("input", i + 1, 0))
-                reloaded = Engine(CONFIG, clock=EventClock(clock.now), new_id=new_ids("b"))
+                reloaded = Engine(config, clock=EventClock(clock.now), new_id=new_ids("b"))
                 resumed = await store.resume(reloaded.directive, "input")
                 reloaded.resume(resumed.backlogs, resumed.next_seq)
                 assert (resumed.clock, resumed.line) == (clock.now, i + 1)
@@ -115,13 +120,7 @@ def test_reloaded_state_equals_engine_state_after_every_prefix(specs):
 
 
 def replay(configs: Path, out: Path, db: Path, events_file: Path, *extra: str):
-    run = subprocess.run(
-        [sys.executable, "-m", "dsiem_sql", "replay", "--configs", str(configs), "--out",
-         str(out), "--db", str(db), *extra, str(events_file)],
-        capture_output=True, cwd=ROOT, timeout=120,
-    )
-    assert run.returncode == 0, run.stderr.decode()
-    return run
+    return ok(kit.replay(configs, out, events_file, "--db", db, *extra))
 
 
 def test_two_files_into_one_database_equal_their_concatenation(tmp_path):
@@ -152,8 +151,7 @@ def test_backlog_whose_deadline_passed_while_down_expires_at_the_first_check(tmp
     live_before = _query(db, "SELECT alarm_id FROM live_backlogs")
     assert live_before
     # one unrelated event two hours later: the first check after the restart expires them
-    later = dict(first[0], event_id="later", plugin_sid=9999,
-                 timestamp=datetime.fromtimestamp(T0 + 7200, UTC).isoformat())
+    later = dict(first[0], event_id="later", plugin_sid=9999, timestamp=iso(T0 + 7200))
     (tmp_path / "2.jsonl").write_text(json.dumps(later) + "\n")
     replay(configs, out, db, tmp_path / "2.jsonl")
     assert _query(db, "SELECT alarm_id FROM live_backlogs") == []
@@ -177,8 +175,7 @@ def test_retention_prunes_ended_backlogs_but_never_live_ones(tmp_path):
     assert ended > 0 and live
     # eight days later (event time) one more event arrives: ended ones are past retention
     late = json.loads(lines[0])
-    late.update(event_id="late", plugin_sid=9999,
-                timestamp=datetime.fromtimestamp(T0 + 8 * 86400, UTC).isoformat())
+    late.update(event_id="late", plugin_sid=9999, timestamp=iso(T0 + 8 * 86400))
     (tmp_path / "2.jsonl").write_text(json.dumps(late) + "\n")
     replay(configs, out, db, tmp_path / "2.jsonl", "--retention-days", "7")
     rows = _query(db, "SELECT state, count(*) FROM backlogs GROUP BY state")
@@ -189,8 +186,6 @@ def test_retention_prunes_ended_backlogs_but_never_live_ones(tmp_path):
 
 
 def _query(db: Path, sql: str) -> list[tuple]:
-    import sqlite3
-
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         return con.execute(sql).fetchall()

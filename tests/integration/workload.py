@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import UTC, datetime
 from pathlib import Path
 
-T0 = 1714557600
+from kit import T0, directive, event, rule
+
 PLUGIN = 7000
 
 
@@ -18,21 +18,19 @@ def write_configs(directory: Path, n_directives: int = 20) -> Path:
     (directory / "assets_w.json").write_text(json.dumps(assets))
     directives = []
     for i in range(n_directives):
-        common = {"type": "PluginRule", "plugin_id": PLUGIN, "plugin_sid": [i + 1],
-                  "port_from": "ANY", "port_to": "ANY", "protocol": "TCP"}
+        common = {"plugin_id": PLUGIN, "plugin_sid": [i + 1], "protocol": "TCP"}
         sticky = {"sticky_different": "DST_PORT"} if i % 3 == 0 else {}
-        directives.append({
-            "id": i + 1, "name": f"workload {i + 1} from SRC_IP", "priority": 2 + i % 4,
-            "kingdom": "k", "category": "c", "all_rules_always_active": i % 5 == 0,
-            "rules": [
-                {"name": "s1", "stage": 1, "occurrence": 1, "from": "ANY", "to": "HOME_NET",
-                 "reliability": 1, "timeout": 0, **common},
-                {"name": "s2", "stage": 2, "occurrence": 4, "from": ":1", "to": ":1",
-                 "reliability": 5, "timeout": 120, **common, **sticky},
-                {"name": "s3", "stage": 3, "occurrence": 12, "from": ":1", "to": "ANY",
-                 "reliability": 9, "timeout": 600, **common},
+        directives.append(directive(
+            i + 1, [
+                rule(1, name="s1", to="HOME_NET", **common),
+                rule(2, name="s2", occurrence=4, reliability=5, timeout=120, **common, **sticky,
+                     **{"from": ":1", "to": ":1"}),
+                rule(3, name="s3", occurrence=12, reliability=9, timeout=600, **common,
+                     **{"from": ":1"}),
             ],
-        })
+            name=f"workload {i + 1} from SRC_IP", priority=2 + i % 4, kingdom="k", category="c",
+            all_rules_always_active=i % 5 == 0,
+        ))
     (directory / "directives_w_0.json").write_text(json.dumps({"directives": directives}))
     return directory
 
@@ -41,17 +39,16 @@ def events(n: int, n_directives: int = 20, seed: int = 7, start: int = 0) -> lis
     rnd = random.Random(seed)
     lines = []
     for i in range(start, start + n):
-        ts = datetime.fromtimestamp(T0 + i // 40, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         if rnd.random() < 0.3:
             d = rnd.randrange(n_directives)
             sid, src = d + 1, f"198.51.100.{rnd.randrange(12)}"
             dst = f"10.0.{d}.{rnd.randrange(3)}"
         else:
             sid, src, dst = 9000 + rnd.randrange(100), "203.0.113.9", "8.8.8.8"
-        lines.append(json.dumps({
-            "event_id": f"e{i}", "timestamp": ts, "title": "w", "sensor": "w",
-            "plugin_id": PLUGIN, "plugin_sid": sid, "src_ip": src, "dst_ip": dst,
-            "src_port": 40000 + rnd.randrange(5), "dst_port": rnd.choice([22, 80, 443, 8080]),
-            "protocol": "TCP", "custom_label1": "k", "custom_data1": rnd.choice(["a", "b", ""]),
-        }))
+        lines.append(json.dumps(event(
+            f"e{i}", T0 + i // 40, src, dst, title="w", sensor="w", plugin_id=PLUGIN,
+            plugin_sid=sid, src_port=40000 + rnd.randrange(5),
+            dst_port=rnd.choice([22, 80, 443, 8080]), protocol="TCP", custom_label1="k",
+            custom_data1=rnd.choice(["a", "b", ""]),
+        )))
     return lines

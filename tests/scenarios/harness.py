@@ -5,11 +5,11 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from itertools import count
 from typing import Any
 
-import pytest
+import kit
+from kit import T0, rule
 
 from dsiem_sql.config.assets import Asset, Assets
 from dsiem_sql.config.loader import Config
@@ -19,7 +19,7 @@ from dsiem_sql.engine import Changes, Engine, EngineOptions, decode_event
 from dsiem_sql.engine.alarm import render_link
 from dsiem_sql.shell.correlator import Correlator, EventClock
 
-T0 = 1714557600  # 2024-05-01T10:00:00Z
+__all__ = ["T0", "TESTING_ASSETS", "Harness", "assets", "decoded", "directive", "event", "rule"]
 
 
 def json_dumps_line(obj: Any) -> str:
@@ -51,56 +51,21 @@ def assets(rows: Iterable[tuple[str, str, int, bool]]) -> Assets:
     return Assets([Asset(n, ipaddress.ip_network(c), v, w) for n, c, v, w in rows])
 
 
-def rule(stage: int, **kw: Any) -> dict[str, Any]:
-    """A PluginRule 1337/[1] ANY->ANY with the given overrides."""
-    base = {
-        "name": f"stage {stage}",
-        "stage": stage,
-        "type": "PluginRule",
-        "plugin_id": 1337,
-        "plugin_sid": [1],
-        "occurrence": 1,
-        "from": "ANY",
-        "to": "ANY",
-        "port_from": "ANY",
-        "port_to": "ANY",
-        "protocol": "ANY",
-        "reliability": 1,
-        "timeout": 0,
-    }
-    base.update(kw)
-    return base
-
-
 def directive(id: int, rules: list[dict[str, Any]], **kw: Any) -> DirectiveConfig:
-    d = DirectiveConfig.model_validate(
-        {
-            "id": id,
-            "name": kw.pop("name", f"directive {id}"),
-            "priority": kw.pop("priority", 3),
-            "kingdom": "Reconnaissance & Probing",
-            "category": "Misc Activity",
-            "rules": rules,
-            **kw,
-        }
-    )
+    """kit.directive, validated as the loader does."""
+    d = DirectiveConfig.model_validate(kit.directive(id, rules, **kw))
     validate_directive(d, set())
     return d
 
 
-def event(event_id: str, ts: int, src: str = "0.0.0.0", dst: str = "0.0.0.0", **kw: Any):
-    data = {
-        "event_id": event_id,
-        "timestamp": datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z"),
-        "title": "test event",
-        "sensor": "sensor-1",
-        "plugin_id": 1337,
-        "plugin_sid": 1,
-        "src_ip": src,
-        "dst_ip": dst,
-    }
-    data.update(kw)
+def decoded(data: dict[str, Any]):
+    """An event dict decoded as a received event."""
     return decode_event(json.dumps(data))
+
+
+def event(event_id: str, ts: int, src: str = "0.0.0.0", dst: str = "0.0.0.0", **kw: Any):
+    """kit.event, decoded as a received event."""
+    return decoded(kit.event(event_id, ts, src, dst, **kw))
 
 
 class Harness:
@@ -143,8 +108,3 @@ class Harness:
     def stage_events(self, backlog_id: str) -> list[list[str]]:
         b = self.changes.backlogs[backlog_id]
         return [list(s.event_ids) for s in b.stages]
-
-
-@pytest.fixture
-def harness():
-    return Harness

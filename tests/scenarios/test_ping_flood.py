@@ -1,6 +1,7 @@
 """The Ping Flood example of the Dsiem documentation (SPEC §7.1)."""
 
-from harness import T0, Harness, directive, event, rule
+from harness import T0, Harness, decoded, directive, rule
+from kit import ping_events
 
 PING = {"plugin_id": 1001, "plugin_sid": [2100384], "protocol": "ICMP"}
 PING_FLOOD = directive(
@@ -25,24 +26,9 @@ PING_FLOOD = directive(
 ONE_ASSET = [("10-Net", "10.0.0.0/8", 4, False)]
 
 
-def ping(n: int):
-    src = "10.0.0.2" if n == 3 else "10.0.0.1"
-    return event(
-        f"ping-{n:02d}",
-        T0 + 10 * n,
-        src,
-        f"10.0.0.{2 + n % 3}",
-        plugin_id=1001,
-        plugin_sid=2100384,
-        protocol="ICMP",
-        custom_label1="icmp_type",
-        custom_data1="8",
-    )
-
-
 def run() -> Harness:
     h = Harness([PING_FLOOD], ONE_ASSET)
-    h.feed(*(ping(n) for n in range(1, 18)))
+    h.feed(*map(decoded, ping_events(T0)))
     return h
 
 

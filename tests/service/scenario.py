@@ -1,75 +1,44 @@
 """Helpers for the `dsiem-sql serve` tests: events, output snapshots, a subscriber for the
-overload subject, a small Dsiem frontend, and running the command line to its exit."""
+overload subject and a small Dsiem frontend."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from collections.abc import Callable
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import kit
 import nats
-from servekit import EXAMPLES, ROOT, Serve
-
-CONFIGS = EXAMPLES / "configs"
-WAIT = 20.0
-
+from kit import CONFIGS, WAIT, wait_until
+from servekit import Serve
 
 # -- events -------------------------------------------------------------------------------
 
 
-def iso(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat()
-
-
-def ping_events(base: int, numbers=range(1, 18), rcvd_time: int | None = None,
-                prefix: str = "ping") -> list[dict]:
-    """The Ping Flood sequence of test_serve_end_to_end (event n at base + 10 n)."""
-    return [
-        {
-            "event_id": f"{prefix}-{n:02d}", "timestamp": iso(base + 10 * n),
-            "title": "ET SCAN ICMP PING", "sensor": "suricata-01",
-            "plugin_id": 1001, "plugin_sid": 2100384,
-            "src_ip": "10.0.0.2" if n == 3 else "10.0.0.1", "dst_ip": f"10.0.0.{2 + n % 3}",
-            "protocol": "ICMP", "custom_label1": "icmp_type", "custom_data1": "8",
-            "rcvd_time": time.time_ns() if rcvd_time is None else rcvd_time,
-        }
-        for n in numbers
-    ]
+def ping_events(base: int, numbers=range(1, 18), rcvd_time: int | None = None) -> list[dict]:
+    """The Ping Flood sequence (kit.ping_events), received now unless `rcvd_time`."""
+    return kit.ping_events(base, numbers,
+                           rcvd_time=time.time_ns() if rcvd_time is None else rcvd_time)
 
 
 def probe_event(n: int, base: int) -> dict:
     """A ping from its own source: opens a backlog of directive 1 with one event link."""
-    return {
-        "event_id": f"probe-{n:02d}", "timestamp": iso(base),
-        "title": "ET SCAN ICMP PING", "sensor": "suricata-01",
-        "plugin_id": 1001, "plugin_sid": 2100384,
-        "src_ip": f"10.1.0.{n % 250 + 1}", "dst_ip": "10.0.0.9", "protocol": "ICMP",
-        "rcvd_time": time.time_ns(),
-    }
+    return kit.event(f"probe-{n:02d}", base, f"10.1.0.{n % 250 + 1}", "10.0.0.9",
+                     title="ET SCAN ICMP PING", sensor="suricata-01", plugin_id=1001,
+                     plugin_sid=2100384, protocol="ICMP", rcvd_time=time.time_ns())
 
 
 def port_scan_events(base: int, count: int = 12) -> list[dict]:
     """Directive 2001: SYNs from 203.0.113.50 to distinct ports of 192.168.10.5."""
     return [
-        {
-            "event_id": f"scan-{n:02d}", "timestamp": iso(base + 5 + 10 * n),
-            "title": "ET SCAN Potential SYN Scan", "sensor": "suricata-01",
-            "plugin_id": 1001, "plugin_sid": 2100498,
-            "src_ip": "203.0.113.50", "dst_ip": "192.168.10.5",
-            "src_port": 40000 + n, "dst_port": 1000 + n, "protocol": "TCP",
-            "rcvd_time": time.time_ns(),
-        }
+        kit.event(f"scan-{n:02d}", base + 5 + 10 * n, "203.0.113.50", "192.168.10.5",
+                  title="ET SCAN Potential SYN Scan", sensor="suricata-01", plugin_id=1001,
+                  plugin_sid=2100498, src_port=40000 + n, dst_port=1000 + n, protocol="TCP",
+                  rcvd_time=time.time_ns())
         for n in range(1, count + 1)
     ]
 
@@ -91,17 +60,6 @@ def links(node: Serve) -> int:
     return node.query("SELECT count(*) FROM alarm_events")[0][0]
 
 
-def wait_until(what: str | Callable[[], str], check: Callable[[], object],
-               timeout: float = WAIT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what if isinstance(what, str) else what()}")
-
-
 def wait_log(node: Serve, text: str, timeout: float = WAIT) -> None:
     wait_until(lambda: f"{text!r} in the serve log:\n{node.log.read_text()[-3000:]}",
                lambda: text in node.log.read_text(), timeout)
@@ -118,17 +76,6 @@ def wait_metric(node: Serve, name: str, expected: float, timeout: float = WAIT) 
         wait_until(name, check, timeout)
     except AssertionError:
         raise AssertionError(f"{name}: got {got[-1:]}, expected {expected}") from None
-
-
-def http_status(url: str) -> int | None:
-    """The HTTP status of a GET, or None if nothing answers."""
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return r.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return None
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -183,10 +130,10 @@ def snapshot(node: Serve) -> dict:
 
 
 class Subscriber:
-    """Collects (monotonic time, payload) of every message on one subject, in a thread."""
+    """Collects the payload of every message on one subject, in order, in a thread."""
 
     def __init__(self, url: str, subject: str = "dsiem_overload_signals"):
-        self.messages: list[tuple[float, bytes]] = []
+        self.messages: list[bytes] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
@@ -198,13 +145,11 @@ class Subscriber:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
 
     async def _on_msg(self, msg) -> None:
-        self.messages.append((time.monotonic(), msg.data))
+        self.messages.append(msg.data)
 
-    def payloads(self) -> list[bytes]:
-        return [data for _, data in self.messages]
-
-    def wait_for(self, count: int, timeout: float = WAIT) -> list[tuple[float, bytes]]:
-        wait_until(lambda: f"{count} messages (got {self.payloads()})",
+    def wait_for(self, count: int, timeout: float = WAIT) -> list[bytes]:
+        """The payloads, once there are at least `count`."""
+        wait_until(lambda: f"{count} messages (got {self.messages})",
                    lambda: len(self.messages) >= count, timeout)
         return list(self.messages)
 
@@ -307,22 +252,7 @@ class Frontend:
         self._thread.join(5)
 
 
-# -- the command line ---------------------------------------------------------------------
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    """The environment without DSIEM_* / MAX_EPS settings, with a wide terminal for help."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DSIEM_") and k != "MAX_EPS"}
-    return {**env, "COLUMNS": "200", "PYTHONUNBUFFERED": "1", **extra}
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None,
-            timeout: float = 30) -> subprocess.CompletedProcess:
-    """`python -m dsiem_sql ARGS` to its exit (a serve that does not exit fails the test)."""
-    return subprocess.run(
-        [sys.executable, "-m", "dsiem_sql", *args], cwd=ROOT, capture_output=True, text=True,
-        env=cli_env() if env is None else env, timeout=timeout,
-    )
+# -- configs ------------------------------------------------------------------------------
 
 
 def directives_file(path: Path, *ids: int) -> Path:

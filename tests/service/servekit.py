@@ -12,15 +12,13 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import nats
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
+from kit import COMMAND, CONFIGS, WAIT, wait_until
 
 
 def free_port() -> int:
@@ -37,14 +35,20 @@ def nats_server_binary() -> str:
     return found
 
 
-def wait_for_port(port: int, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def http_status(url: str) -> int | None:
+    """The HTTP status of a GET, or None if nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
 
 
 class NatsServer:
@@ -60,7 +64,7 @@ class NatsServer:
             [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), *self.args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        wait_for_port(self.port)
+        wait_until(f"nats-server on 127.0.0.1:{self.port}", lambda: listening(self.port), 10)
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -72,7 +76,7 @@ class NatsServer:
 class Serve:
     """One `dsiem-sql serve` process with its own database and logs directory."""
 
-    def __init__(self, workdir: Path, nats_url: str, configs: Path = EXAMPLES / "configs",
+    def __init__(self, workdir: Path, nats_url: str, configs: Path = CONFIGS,
                  node: str = "dsiem-backend-0", *extra: str, db: Path | None = None):
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -80,7 +84,7 @@ class Serve:
         self.logs = workdir / "logs"
         self.metrics_port = free_port()
         self.args = [
-            sys.executable, "-m", "dsiem_sql", "-v", "serve", "--node", node,
+            *COMMAND, "-v", "serve", "--node", node,
             "--configs", str(configs), "--msq", nats_url, "--db", str(self.db),
             "--logs", str(self.logs), "--metrics-port", str(self.metrics_port),
             "--commit-interval", "50", *extra,
@@ -90,28 +94,22 @@ class Serve:
 
     def start(self, ready: bool = True) -> Serve:
         with self.log.open("ab") as log:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen(
-                self.args, cwd=ROOT, stdout=subprocess.DEVNULL,
-                stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            self.proc = subprocess.Popen(  # the environment as it is: tests set DSIEM_* in it
+                self.args, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=log,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         if ready:
             self.wait_ready()
         return self
 
     def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise AssertionError(f"serve exited early:\n{self.log.read_text()}")
-            try:
-                with urllib.request.urlopen(self.url("/healthz"), timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise TimeoutError(f"serve not ready:\n{self.log.read_text()}")
+            return http_status(self.url("/healthz")) == 200
+
+        wait_until(lambda: f"serve ready:\n{self.log.read_text()}", ready, timeout)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.metrics_port}{path}"
@@ -126,9 +124,18 @@ class Serve:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
         assert self.proc is not None
         self.proc.send_signal(sig)
+        return self.exit_code(timeout)
+
+    def exit_code(self, timeout: float = 20) -> int:
+        """The exit code, once the process exits (`timeout` only guards against a hang)."""
+        assert self.proc is not None
         code = self.proc.wait(timeout)
         self.proc = None
         return code
+
+    def errors(self) -> list[str]:
+        """The ERROR lines of the log."""
+        return [line for line in self.log.read_text().splitlines() if " ERROR " in line]
 
     def query(self, sql: str) -> list[tuple]:
         con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
@@ -137,19 +144,20 @@ class Serve:
         finally:
             con.close()
 
-    def wait_for(self, sql: str, expected, timeout: float = 20):
-        deadline = time.monotonic() + timeout
-        got = None
-        while time.monotonic() < deadline:
+    def wait_for(self, sql: str, expected, timeout: float = WAIT):
+        """Poll `sql` until it gives `expected`."""
+        got = [None]
+
+        def check() -> bool:
             try:
-                got = self.query(sql)
+                got[0] = self.query(sql)
             except sqlite3.Error:
-                got = None
-            if got == expected:
-                return got
-            time.sleep(0.05)
-        raise AssertionError(f"{sql!r}: got {got!r}, expected {expected!r}\n"
-                             f"{self.log.read_text()[-3000:]}")
+                got[0] = None
+            return got[0] == expected
+
+        wait_until(lambda: f"{sql!r}: got {got[0]!r}, expected {expected!r}\n"
+                           f"{self.log.read_text()[-3000:]}", check, timeout)
+        return expected
 
 
 def publish(url: str, payloads: list[bytes | str | dict], **connect) -> None:

@@ -7,7 +7,8 @@ import json
 import re
 import time
 
-from scenario import ping_events, wait_metric, wait_until
+from kit import wait_until
+from scenario import ping_events, wait_metric
 from servekit import publish
 
 

@@ -8,23 +8,13 @@ import pwd
 import re
 import shutil
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
 
 import pytest
-from scenario import (
-    CONFIGS,
-    cli_env,
-    http_status,
-    ping_events,
-    run_cli,
-    wait_metric,
-    wait_until,
-    with_args,
-)
-from servekit import ROOT, free_port, publish
+from kit import CONFIGS, cli, wait_until
+from scenario import ping_events, wait_metric, with_args
+from servekit import free_port, http_status, publish
 
 SPEC_FLAGS = [
     "--frontend", "--node", "--min-alarm-lifetime", "--status", "--tags", "--med_risk_min",
@@ -39,7 +29,7 @@ ADDED_FLAGS = [
 
 
 def test_help_lists_every_flag():
-    result = run_cli("serve", "--help")
+    result = cli("serve", "--help")
     assert result.returncode == 0, result.stderr
     options = set(re.findall(r"--[a-z][a-z_-]*", result.stdout))
     assert set(SPEC_FLAGS + ADDED_FLAGS) <= options, sorted(
@@ -70,7 +60,7 @@ def serve_args(tmp_path, *extra: str) -> list[str]:
 ], ids=["med_risk_max-11", "med_risk-equal", "hold_duration-0", "max_delay-65536",
         "frontend-timeout-0", "max-config-size-0", "MAX_EPS-abc", "DSIEM_MAXEPS-abc", "no-node"])
 def test_a_bad_setting_stops_serve_with_a_clear_message(tmp_path, extra, env, message):
-    result = run_cli(*serve_args(tmp_path, *extra), env=cli_env(**env))
+    result = cli(*serve_args(tmp_path, *extra), env=env)
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -82,7 +72,7 @@ def test_a_taken_metrics_port_stops_serve_with_a_clear_message(tmp_path):
         taken.bind(("0.0.0.0", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_cli(*serve_args(tmp_path, "--node", "n", "--metrics-port", str(port)))
+        result = cli(*serve_args(tmp_path, "--node", "n", "--metrics-port", str(port)))
     assert result.returncode == 1
     assert "address already in use" in result.stderr
     assert "Traceback" not in result.stderr
@@ -174,10 +164,8 @@ def test_a_directory_serve_cannot_write_stops_it_naming_directory_and_user(tmp_p
     locked.chmod(0o444 if case == "output-file" else 0o555)
     args = ["serve", "--node", "dsiem-backend-0", "--configs", str(CONFIGS), "--db", str(db),
             "--logs", str(logs), "--msq", f"nats://127.0.0.1:{free_port()}"]
-    result = subprocess.run(  # past the check, serve would wait for NATS until the timeout
-        [*prefix, sys.executable, "-m", "dsiem_sql", *args], cwd=ROOT, capture_output=True,
-        text=True, env=cli_env(), timeout=30,
-    )
+    # past the check, serve would wait for NATS until the timeout
+    result = cli(*args, prefix=prefix, timeout=30)
     assert result.returncode == 1, result.stderr
     assert f"error: {expected}\n" in result.stderr
     assert "Traceback" not in result.stderr

@@ -6,22 +6,12 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from scenario import (
-    CONFIGS,
-    ROOT,
-    Frontend,
-    cli_env,
-    ping_events,
-    port_scan_events,
-    run_cli,
-    wait_until,
-    with_args,
-)
+from kit import COMMAND, CONFIGS, cli, cli_env, wait_until
+from scenario import Frontend, ping_events, port_scan_events, with_args
 from servekit import free_port, publish
 
 NODE = "backend-1"
@@ -89,7 +79,7 @@ def test_serve_downloads_its_files_and_runs_with_them(serve, nats_server, tmp_pa
 
 
 def test_an_unreachable_frontend_stops_serve(tmp_path):
-    result = run_cli(*serve_args(tmp_path, f"http://127.0.0.1:{free_port()}"))
+    result = cli(*serve_args(tmp_path, f"http://127.0.0.1:{free_port()}"))
     assert result.returncode == 1
     assert "cannot get a list of config files from frontend" in result.stderr
     assert "Traceback" not in result.stderr
@@ -101,7 +91,7 @@ def test_an_unsafe_wanted_name_stops_serve(tmp_path, name):
     before = previous_configs(tmp_path)
     files = {"assets_example.json": ASSETS, name: b"{}"}
     with Frontend(files, listing=["assets_example.json", name]) as frontend:
-        result = run_cli(*serve_args(tmp_path, frontend.url))
+        result = cli(*serve_args(tmp_path, frontend.url))
     assert result.returncode == 1
     assert f"error: frontend {frontend.url} listed an unsafe file name {name!r}" in result.stderr
     assert "Traceback" not in result.stderr
@@ -116,7 +106,7 @@ def test_a_wanted_name_with_a_control_character_stops_serve(tmp_path, name):
     before = previous_configs(tmp_path)
     with Frontend({"assets_example.json": ASSETS}, listing=["assets_example.json", name]) \
             as frontend:
-        result = run_cli(*serve_args(tmp_path, frontend.url))
+        result = cli(*serve_args(tmp_path, frontend.url))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert f"listed an unsafe file name {name!r}" in result.stderr
@@ -142,7 +132,7 @@ def test_hidden_and_unwanted_listed_names_are_ignored(serve, tmp_path):
 def test_a_listed_file_that_answers_404_stops_serve(tmp_path):
     listing = ["assets_example.json", f"directives_{NODE}_gone.json"]
     with Frontend({"assets_example.json": ASSETS}, listing=listing) as frontend:
-        result = run_cli(*serve_args(tmp_path, frontend.url))
+        result = cli(*serve_args(tmp_path, frontend.url))
     assert result.returncode == 1
     assert f"cannot download directives_{NODE}_gone.json" in result.stderr
     assert "HTTP 404" in result.stderr
@@ -152,7 +142,7 @@ def test_a_listed_file_that_answers_404_stops_serve(tmp_path):
 
 def test_a_listing_that_is_not_json_stops_serve(tmp_path):
     with Frontend({}, listing_body=b'["assets_example.json"]') as frontend:
-        result = run_cli(*serve_args(tmp_path, frontend.url))
+        result = cli(*serve_args(tmp_path, frontend.url))
     assert result.returncode == 1
     assert "config listing" in result.stderr
     assert "Traceback" not in result.stderr
@@ -161,8 +151,8 @@ def test_a_listing_that_is_not_json_stops_serve(tmp_path):
 def test_a_frontend_that_trickles_hits_the_deadline(tmp_path):
     before = previous_configs(tmp_path)
     with Frontend(FILES, trickle={"intel_example.json": 0.5}) as frontend:
-        result = run_cli(*serve_args(tmp_path, frontend.url),
-                         env=cli_env(DSIEM_FRONTEND_TIMEOUT="2"))
+        result = cli(*serve_args(tmp_path, frontend.url),
+                         env={"DSIEM_FRONTEND_TIMEOUT": "2"})
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert (f"error: frontend {frontend.url}: intel_example.json not downloaded within the "
@@ -174,9 +164,8 @@ def test_sigterm_stops_a_download_at_once(tmp_path):
     before = previous_configs(tmp_path)
     with Frontend(FILES, trickle={"intel_example.json": 5}) as frontend:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dsiem_sql", *serve_args(tmp_path, frontend.url)],
-            cwd=ROOT, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True,
+            [*COMMAND, *serve_args(tmp_path, frontend.url)], env=cli_env(),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         try:
             wait_until("the download of intel_example.json",
@@ -203,10 +192,10 @@ def test_a_file_over_the_size_cap_stops_serve(tmp_path, sized):
     unsized = set() if sized else {f"directives_{NODE}_x.json"}
     with Frontend(files, unsized=unsized) as frontend:
         if sized:
-            result = run_cli(*serve_args(tmp_path, frontend.url), "--max-config-size", "1")
+            result = cli(*serve_args(tmp_path, frontend.url), "--max-config-size", "1")
         else:
-            result = run_cli(*serve_args(tmp_path, frontend.url),
-                             env=cli_env(DSIEM_MAX_CONFIG_SIZE="1"))
+            result = cli(*serve_args(tmp_path, frontend.url),
+                             env={"DSIEM_MAX_CONFIG_SIZE": "1"})
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     size = f"Content-Length {len(BIG)}" if sized else "more than 1048576 bytes"
@@ -219,7 +208,7 @@ def test_an_oversized_listing_stops_serve(tmp_path):
     before = previous_configs(tmp_path)
     listing = b'{"files": []' + b" " * (9 * 2**20) + b"}"
     with Frontend(FILES, listing_body=listing) as frontend:
-        result = run_cli(*serve_args(tmp_path, frontend.url))
+        result = cli(*serve_args(tmp_path, frontend.url))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert (f"error: cannot get a list of config files from frontend {frontend.url}: "
@@ -232,7 +221,7 @@ def test_an_oversized_listing_stops_serve(tmp_path):
 def test_a_failure_mid_download_leaves_the_configs_as_they_were(tmp_path, failure):
     before = previous_configs(tmp_path)
     with Frontend(FILES, fail={"intel_example.json": failure}) as frontend:
-        result = run_cli(*serve_args(tmp_path, frontend.url))
+        result = cli(*serve_args(tmp_path, frontend.url))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert f"cannot download intel_example.json from frontend {frontend.url}" in result.stderr
@@ -247,7 +236,7 @@ def test_an_invalid_download_leaves_the_configs_as_they_were(tmp_path):
     bad["directives"][0]["priority"] = 9
     files = {**FILES, f"directives_{NODE}_x.json": json.dumps(bad).encode()}
     with Frontend(files) as frontend:
-        result = run_cli(*serve_args(tmp_path, frontend.url))
+        result = cli(*serve_args(tmp_path, frontend.url))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert (f"error: directives_{NODE}_x.json from frontend {frontend.url}: "
@@ -262,7 +251,7 @@ def test_a_download_that_clashes_with_a_local_file_leaves_the_configs_as_they_we
     before = snapshot(tmp_path / "cfg")
     files = {**FILES, f"directives_{NODE}_x.json": directives(1, 2001)}
     with Frontend(files) as frontend:
-        result = run_cli(*serve_args(tmp_path, frontend.url))
+        result = cli(*serve_args(tmp_path, frontend.url))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert (f"error: directives_{NODE}_x.json from frontend {frontend.url}: "

@@ -4,24 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
 
+from scenario import ping_events
 from servekit import publish
-
-
-def ping_events(base: int, numbers=range(1, 18)) -> list[dict]:
-    events = []
-    for n in numbers:
-        events.append({
-            "event_id": f"ping-{n:02d}",
-            "timestamp": datetime.fromtimestamp(base + 10 * n, UTC).isoformat(),
-            "title": "ET SCAN ICMP PING", "sensor": "suricata-01",
-            "plugin_id": 1001, "plugin_sid": 2100384,
-            "src_ip": "10.0.0.2" if n == 3 else "10.0.0.1", "dst_ip": f"10.0.0.{2 + n % 3}",
-            "protocol": "ICMP", "custom_label1": "icmp_type", "custom_data1": "8",
-            "rcvd_time": time.time_ns(),
-        })
-    return events
 
 
 def test_ping_flood_over_nats_gives_the_alarm_and_the_rows(serve, nats_server):

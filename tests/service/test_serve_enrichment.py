@@ -3,38 +3,21 @@
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
-from datetime import UTC, datetime
-from pathlib import Path
 
+from fakeintel import FakeIntel, attack, intel_configs
+from kit import wait_until
 from servekit import publish
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from fakeintel import FakeIntel
-from test_enrichment import write_configs
-
-
-def attack(n: int) -> list[dict]:
-    now = int(time.time())
-    return [{
-        "event_id": f"a{i}", "timestamp": datetime.fromtimestamp(now - 10 + i, UTC).isoformat(),
-        "title": "t", "sensor": "s", "plugin_id": 1, "plugin_sid": 1, "src_ip": "8.8.8.8",
-        "dst_ip": "192.168.0.5", "src_port": 40000, "dst_port": 80, "protocol": "TCP",
-    } for i in range(n)]
 
 
 def test_lookups_in_flight_are_recorded_before_serve_exits(tmp_path, serve, nats_server):
     with FakeIntel() as fake:
-        configs = write_configs(tmp_path / "cfg", [fake.wise("hang")], [fake.nesd()])
+        configs = intel_configs(tmp_path / "cfg", [fake.wise("hang")], [fake.nesd()])
         node = serve(configs=configs).start()
-        publish(nats_server.url, attack(3))
+        publish(nats_server.url, attack("8.8.8.8", 3, base=int(time.time()) - 10))
         node.wait_for("SELECT count(*) FROM alarm_events", [(3,)])
-        deadline = time.monotonic() + 10
-        while fake.open == 0 and time.monotonic() < deadline:  # the lookup hangs...
-            time.sleep(0.05)
-        assert fake.open >= 1
+        wait_until("a lookup in flight", lambda: fake.open >= 1)  # the lookup hangs...
         threading.Timer(1.0, fake.release.set).start()  # ...until after the stop signal
         assert node.stop() == 0
         lines = [json.loads(x) for x in (node.logs / "siem_alarms.json").read_text().splitlines()]

@@ -7,16 +7,9 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from scenario import (
-    http_status,
-    links,
-    ping_events,
-    probe_event,
-    wait_log,
-    wait_metric,
-    wait_until,
-)
-from servekit import publish
+from kit import wait_until
+from scenario import links, ping_events, probe_event, wait_log, wait_metric
+from servekit import http_status, publish
 
 from dsiem_sql.store.store import WAL_LIMIT as STORE_WAL_LIMIT
 
@@ -46,11 +39,8 @@ def test_a_broken_database_stops_serve_at_once_with_an_error(serve, nats_server)
     con.close()
 
     publish(nats_server.url, events[4:])
-    assert node.proc is not None
-    code = node.proc.wait(10)
-    node.proc = None
-    assert code != 0
-    errors = [line for line in node.log.read_text().splitlines() if " ERROR " in line]
+    assert node.exit_code() != 0
+    errors = node.errors()
     assert any("no such table: stage_events" in line for line in errors), errors
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import time
 
-from servekit import ROOT
+import kit
 
-FIXTURES = ROOT / "tests" / "fixtures" / "backlogs"
+FIXTURES = kit.FIXTURES / "backlogs"
 CONFIGS = FIXTURES / "configs"
 ALARM_ID = "Qm7_tR2xZ"
 

@@ -10,9 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
+from kit import CONFIGS, cli, wait_until
 from natsjwt import Key, Operator
 from nkeys import PREFIX_BYTE_ACCOUNT
-from scenario import CONFIGS, ping_events, run_cli, wait_log, wait_until
+from scenario import ping_events, wait_log
 from servekit import NatsServer, Serve, free_port, publish
 from tlskit import RecordingProxy, make_ca, make_certs
 
@@ -83,7 +84,7 @@ def test_tls_configured_refuses_a_plaintext_server(tmp_path, nats_server, asked_
             ca, _ = make_ca(tmp_path / "tls")
             url, extra = f"nats://127.0.0.1:{proxy.port}", ["--nats-tls-ca", str(ca)]
             wanted = "--nats-tls-ca"
-        result = run_cli(*serve_args(tmp_path, url, "--nats-token", "secret", *extra))
+        result = cli(*serve_args(tmp_path, url, "--nats-token", "secret", *extra))
     assert error_line(result) == (
         f"error: NATS server {url} does not offer TLS, but TLS is configured ({wanted}); "
         "refusing to connect in plain text")
@@ -119,11 +120,11 @@ def test_tls_handshake_failures_end_serve_then_the_right_files_work(tmp_path, ce
                                 "--tlscacert", str(certs.ca)))
     url = f"tls://127.0.0.1:{server.port}"
     other_ca, _ = make_ca(tmp_path / "other", "other-ca")
-    result = run_cli(*serve_args(tmp_path / "wrong-ca", url, "--nats-tls-ca", str(other_ca)))
+    result = cli(*serve_args(tmp_path / "wrong-ca", url, "--nats-tls-ca", str(other_ca)))
     assert error_line(result) == (
         f"error: NATS server {url}: its TLS certificate failed verification: unable to get "
         "local issuer certificate (check --nats-tls-ca)")
-    result = run_cli(*serve_args(tmp_path / "no-cert", url, "--nats-tls-ca", str(certs.ca)))
+    result = cli(*serve_args(tmp_path / "no-cert", url, "--nats-tls-ca", str(certs.ca)))
     assert error_line(result) == (
         f"error: NATS server {url}: TLS failed: tlsv13 alert certificate required")
 
@@ -189,7 +190,7 @@ def test_refused_credentials_end_serve(tmp_path, operator_server, given):
     else:
         extra = []
         problem = "wants credentials (--nats-token, --nats-creds or user:password@ in --msq)"
-    result = run_cli(*serve_args(tmp_path, server.url, *extra))
+    result = cli(*serve_args(tmp_path, server.url, *extra))
     assert error_line(result) == (
         f"error: NATS server {server.url} {problem}: Authorization Violation")
     assert "authentication error" in log.read_text()
@@ -270,6 +271,6 @@ def test_configuration_errors_end_serve_before_it_starts(tmp_path, files, case):
     else:
         url = f"nats://127.0.0.1:{free_port()}"  # nothing listens: it must not get that far
     workdir = tmp_path / "serve"
-    result = run_cli(*serve_args(workdir, url, *args))
+    result = cli(*serve_args(workdir, url, *args))
     assert error_line(result) == f"error: {message.format(**names)}"
     assert list(workdir.iterdir()) == []  # neither the database nor the logs were made

@@ -7,7 +7,8 @@ import json
 import shutil
 import time
 
-from scenario import CONFIGS, directives_file, ping_events, port_scan_events, read_jsonl
+from kit import CONFIGS
+from scenario import directives_file, ping_events, port_scan_events, read_jsonl
 from servekit import publish
 
 

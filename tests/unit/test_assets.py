@@ -11,11 +11,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import kit
 import pytest
 
 from dsiem_sql.config import Assets, ConfigError, load_config
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "assets"
+FIXTURE = kit.FIXTURES / "assets"
 DIRECTIVES = FIXTURE / "directives_x_test.json"
 
 

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from kit import CONFIGS, FIXTURES, cli
 from typer.testing import CliRunner
 
 from dsiem_sql.shell.cli import app
-
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples" / "configs"
-FIXTURES = ROOT / "tests" / "fixtures"
 
 
 @pytest.fixture(autouse=True)
@@ -35,9 +30,9 @@ def validate(directory: Path):
 def expected_example_lines() -> list[str]:
     """The per-file lines, computed from the example files themselves."""
     lines = []
-    for path in sorted(EXAMPLES.glob("assets_*.json")):
+    for path in sorted(CONFIGS.glob("assets_*.json")):
         lines.append(f"{path}: {len(json.loads(path.read_text())['assets'])} assets")
-    for path in sorted(EXAMPLES.glob("directives_*.json")):
+    for path in sorted(CONFIGS.glob("directives_*.json")):
         directives = json.loads(path.read_text())["directives"]
         enabled = [d for d in directives if not d.get("disabled", False)]
         rules = sum(len(d["rules"]) for d in enabled)
@@ -45,14 +40,14 @@ def expected_example_lines() -> list[str]:
         extra = f", {disabled} disabled" if disabled else ""
         lines.append(f"{path}: {len(enabled)} directives, {rules} rules{extra}")
     for kind in ("intel", "vuln"):
-        for path in sorted(EXAMPLES.glob(f"{kind}_*.json")):
+        for path in sorted(CONFIGS.glob(f"{kind}_*.json")):
             count = len(json.loads(path.read_text())[f"{kind}_sources"])
             lines.append(f"{path}: {count} {kind} sources")
     return lines
 
 
 def test_examples_are_valid() -> None:
-    result = validate(EXAMPLES)
+    result = validate(CONFIGS)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     expected = expected_example_lines()
@@ -64,12 +59,12 @@ def test_examples_are_valid() -> None:
 
 def test_examples_summary_totals() -> None:
     directives = json.loads(
-        (EXAMPLES / "directives_dsiem-backend-0_example.json").read_text()
+        (CONFIGS / "directives_dsiem-backend-0_example.json").read_text()
     )["directives"]
-    assets = json.loads((EXAMPLES / "assets_example.json").read_text())["assets"]
+    assets = json.loads((CONFIGS / "assets_example.json").read_text())["assets"]
     enabled = [d for d in directives if not d.get("disabled", False)]
     rules = sum(len(d["rules"]) for d in enabled)
-    result = validate(EXAMPLES)
+    result = validate(CONFIGS)
     assert result.stdout.splitlines()[-1] == (
         f"valid: {len(enabled)} directives, {rules} rules, {len(assets)} assets"
     )
@@ -131,13 +126,7 @@ def test_missing_directory(tmp_path: Path) -> None:
 
 def test_real_process_reports_error_without_traceback() -> None:
     directory = FIXTURES / "directives" / "13"
-    proc = subprocess.run(
-        [sys.executable, "-m", "dsiem_sql", "validate", "--configs", str(directory)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
+    proc = cli("validate", "--configs", directory)
     assert proc.returncode == 1
     assert f"error: {directory / 'directives_x_test.json'}: " in proc.stderr
     assert "port_from is invalid" in proc.stderr
@@ -146,12 +135,6 @@ def test_real_process_reports_error_without_traceback() -> None:
 
 
 def test_real_process_accepts_examples() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "dsiem_sql", "validate", "--configs", str(EXAMPLES)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
+    proc = cli("validate", "--configs", CONFIGS)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[:4] == expected_example_lines()

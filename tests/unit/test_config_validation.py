@@ -13,12 +13,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import kit
 import pytest
 
 from dsiem_sql.config import ConfigError, load_config
 from dsiem_sql.config.models import NesdConfig, WiseConfig
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "directives"
+FIXTURES = kit.FIXTURES / "directives"
 DIRECTIVES_FILE = "directives_x_test.json"
 ASSETS = {"assets": [{"name": "Firewall", "cidr": "192.168.0.1/32", "value": 5}]}
 RULE_ERR = "Directive ID 2 rules has error: "
@@ -113,36 +114,19 @@ def load_error(directory: Path) -> ConfigError:
 
 
 def rule(stage: int, **changes: Any) -> dict[str, Any]:
-    r: dict[str, Any] = {
-        "name": f"stage {stage}",
-        "stage": stage,
-        "type": "PluginRule",
-        "plugin_id": 1001,
-        "plugin_sid": [50001],
-        "occurrence": 1 if stage == 1 else 3,
-        "from": "HOME_NET" if stage == 1 else ":1",
-        "to": "ANY",
-        "port_from": "ANY",
-        "port_to": "ANY",
-        "protocol": "TCP",
-        "reliability": stage,
-        "timeout": 0 if stage == 1 else 60,
-    }
-    r.update(changes)
-    return r
+    """A rule like the fixtures': 1001/[50001] TCP, stage 1 once from HOME_NET, a later stage
+    three times from :1 within 60 s; reliability = stage."""
+    first = stage == 1
+    return kit.rule(stage, **{
+        "plugin_id": 1001, "plugin_sid": [50001], "occurrence": 1 if first else 3,
+        "from": "HOME_NET" if first else ":1", "protocol": "TCP", "reliability": stage,
+        "timeout": 0 if first else 60, **changes,
+    })
 
 
 def directive(id_: int, rules: list[dict[str, Any]] | None = None, **changes: Any) -> dict:
-    d: dict[str, Any] = {
-        "id": id_,
-        "name": f"Directive {id_}",
-        "priority": 3,
-        "kingdom": "Reconnaissance & Probing",
-        "category": "Misc Activity",
-        "rules": rules if rules is not None else [rule(1), rule(2)],
-    }
-    d.update(changes)
-    return d
+    return kit.directive(id_, [rule(1), rule(2)] if rules is None else rules,
+                         **{"name": f"Directive {id_}", **changes})
 
 
 def write_config(directory: Path, files: dict[str, Any], assets: bool = True) -> Path:

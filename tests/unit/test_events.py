@@ -14,6 +14,7 @@ import json
 import logging
 from typing import Any
 
+import kit
 import pytest
 
 from dsiem_sql.config.assets import Asset, Assets
@@ -140,30 +141,8 @@ def test_m_whitelisted_src_ip_is_dropped(caplog: pytest.LogCaptureFixture) -> No
             Asset("192-168-Net", ipaddress.ip_network("192.168.0.0/16"), 5, False),
         ]
     )
-    rule = {
-        "name": "r",
-        "type": "PluginRule",
-        "plugin_id": 1001,
-        "plugin_sid": [1],
-        "occurrence": 1,
-        "from": "ANY",
-        "to": "ANY",
-        "port_from": "ANY",
-        "port_to": "ANY",
-        "protocol": "ANY",
-        "reliability": 10,
-        "timeout": 600,
-    }
-    d = DirectiveConfig.model_validate(
-        {
-            "id": 1,
-            "name": "d",
-            "priority": 5,
-            "kingdom": "k",
-            "category": "c",
-            "rules": [{**rule, "stage": 1}, {**rule, "stage": 2}],
-        }
-    )
+    rules = [kit.rule(n, plugin_id=1001, reliability=10, timeout=600) for n in (1, 2)]
+    d = DirectiveConfig.model_validate(kit.directive(1, rules, priority=5))
     t = 1672531200
     engine = Engine(Config(directives=(d,), assets=assets), clock=lambda: t)
     event = decode({**VALID, "src_ip": "192.168.0.2"})  # decodes and is valid

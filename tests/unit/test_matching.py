@@ -22,7 +22,6 @@ from dsiem_sql.engine.matching import (
     compile_address,
     compile_custom_data,
     compile_terms,
-    term_in_list,
 )
 from dsiem_sql.engine.rules import STICKY_VALUE, Rule
 from dsiem_sql.engine.state import Stage
@@ -210,11 +209,6 @@ TERM_ROWS = [
     pytest.param("80", "080", False, id="4.4-leading-zero-no-match"),
     pytest.param("80", "80", True, id="4.4-single-port"),
 ]
-
-
-@pytest.mark.parametrize(("term", "value", "expected"), TERM_ROWS)
-def test_term_in_list(term: str, value: str, expected: bool) -> None:
-    assert term_in_list(term, value) is expected
 
 
 @pytest.mark.parametrize(("term", "value", "expected"), TERM_ROWS)

@@ -4,9 +4,8 @@ dsiem_sql.migrations (scripts/test-wheel checks the built wheel itself)."""
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from kit import ROOT
 
 
 def test_every_package_and_the_migrations_are_in_the_wheel():

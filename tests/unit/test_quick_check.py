@@ -9,24 +9,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import kit
 import pytest
 
 from dsiem_sql.config.models import DirectiveConfig
 from dsiem_sql.engine.event import Event
 from dsiem_sql.engine.index import DirectiveIndex
 from dsiem_sql.engine.state import Directive
-
-BASE_RULE: dict[str, Any] = {
-    "name": "rule",
-    "occurrence": 1,
-    "from": "ANY",
-    "to": "ANY",
-    "port_from": "ANY",
-    "port_to": "ANY",
-    "protocol": "ANY",
-    "reliability": 1,
-    "timeout": 60,
-}
 
 
 def plugin_rule(plugin_id: int, sids: list[int]) -> dict[str, Any]:
@@ -38,36 +27,15 @@ def taxo_rule(products: list[str], category: str) -> dict[str, Any]:
 
 
 def directive(rules: list[dict[str, Any]], id_: int = 1, position: int = 0) -> Directive:
-    config = DirectiveConfig.model_validate(
-        {
-            "id": id_,
-            "name": f"directive {id_}",
-            "priority": 3,
-            "kingdom": "kingdom",
-            "category": "category",
-            "rules": [{**BASE_RULE, "stage": n, **r} for n, r in enumerate(rules, start=1)],
-        }
-    )
-    return Directive.from_config(config, position)
+    stages = [kit.rule(n, timeout=60, **r) for n, r in enumerate(rules, start=1)]
+    return Directive.from_config(DirectiveConfig.model_validate(kit.directive(id_, stages)),
+                                 position)
 
 
 def event(plugin_id: int = 0, plugin_sid: int = 0, product: str = "", category: str = "") -> Event:
-    return Event.model_validate_json(
-        json.dumps(
-            {
-                "event_id": "e",
-                "timestamp": "2023-01-01T00:00:00Z",
-                "title": "t",
-                "sensor": "s",
-                "src_ip": "10.0.0.1",
-                "dst_ip": "10.0.0.2",
-                "plugin_id": plugin_id,
-                "plugin_sid": plugin_sid,
-                "product": product,
-                "category": category,
-            }
-        )
-    )
+    return Event.model_validate_json(json.dumps(kit.event(
+        "e", kit.T0, "10.0.0.1", "10.0.0.2", plugin_id=plugin_id, plugin_sid=plugin_sid,
+        product=product, category=category)))
 
 
 SID_1_2 = [plugin_rule(1, [1, 2, 3]), plugin_rule(2, [1, 2, 3])]

@@ -9,71 +9,44 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from typing import Any
 
+import kit
 import pytest
 
 from dsiem_sql.config.assets import Asset, Assets
 from dsiem_sql.config.loader import Config
 from dsiem_sql.config.models import DirectiveConfig
 from dsiem_sql.engine.engine import Engine, EngineOptions, risk_class
-from dsiem_sql.engine.event import decode_event
+from dsiem_sql.engine.event import Event, decode_event
 from dsiem_sql.engine.state import Changes
 
 T = 1_700_000_000
-EVENT_TIME = "2023-11-14T22:13:20Z"  # == T
 
 
-def _rule(stage: int, reliability: int) -> dict[str, Any]:
-    return {
-        "name": f"stage {stage}",
-        "stage": stage,
-        "type": "PluginRule",
-        "plugin_id": 1001,
-        "plugin_sid": [stage],
-        "occurrence": 1,
-        "from": "ANY",
-        "to": "ANY",
-        "port_from": "ANY",
-        "port_to": "ANY",
-        "protocol": "ANY",
-        "reliability": reliability,
-        "timeout": 3600,
-    }
+def directive(priority: int, *reliabilities: int) -> DirectiveConfig:
+    """Stage n: plugin 1001/[n] with the n-th reliability."""
+    rules = [kit.rule(n, plugin_id=1001, plugin_sid=[n], reliability=r, timeout=3600)
+             for n, r in enumerate(reliabilities, start=1)]
+    return DirectiveConfig.model_validate(
+        kit.directive(1, rules, name="risk test", priority=priority))
+
+
+def event(event_id: str, sid: int, dst: str = "10.0.0.2") -> Event:
+    return decode_event(json.dumps(
+        kit.event(event_id, T, "10.0.0.1", dst, plugin_id=1001, plugin_sid=sid)))
 
 
 def run(
     priority: int, reliability: int, value: int, med_min: int = 3, med_max: int = 6
 ) -> tuple[Engine, Changes]:
-    directive = DirectiveConfig.model_validate(
-        {
-            "id": 1,
-            "name": "risk test",
-            "priority": priority,
-            "kingdom": "k",
-            "category": "c",
-            "rules": [_rule(1, reliability), _rule(2, 10)],
-        }
-    )
     assets = Assets([Asset("net", ipaddress.ip_network("10.0.0.0/8"), value, False)])
     engine = Engine(
-        Config(directives=(directive,), assets=assets),
+        Config(directives=(directive(priority, reliability, 10),), assets=assets),
         EngineOptions(med_risk_min=med_min, med_risk_max=med_max),
         clock=lambda: T,
         new_id=lambda: "alarm1",
     )
-    event = {
-        "event_id": "e1",
-        "timestamp": EVENT_TIME,
-        "title": "t",
-        "sensor": "s",
-        "plugin_id": 1001,
-        "plugin_sid": 1,
-        "src_ip": "10.0.0.1",
-        "dst_ip": "10.0.0.2",
-    }
-    changes = engine.process(decode_event(json.dumps(event)))
-    return engine, changes
+    return engine, engine.process(event("e1", 1))
 
 
 NO_ALARM = None
@@ -129,29 +102,8 @@ def test_risk_through_engine(
         assert (alarm["alarm_id"], alarm["risk"], alarm["risk_class"]) == ("alarm1", risk, cls)
 
 
-@pytest.mark.parametrize(
-    ("priority", "reliability", "value", "risk"),
-    [
-        pytest.param(p, r, v, risk, id=f"14.10-formula-p{p}-r{r}-v{v}")
-        for p, r, v, risk, *_ in RISK_TABLE
-    ],
-)
-def test_risk_formula(priority: int, reliability: int, value: int, risk: int) -> None:
-    assert priority * reliability * value // 25 == risk
-
-
 def test_risk_uses_highest_asset_value_of_all_addresses() -> None:
     """§6.1: value = max over src and dst addresses; an address outside every asset is 0."""
-    directive = DirectiveConfig.model_validate(
-        {
-            "id": 1,
-            "name": "d",
-            "priority": 5,
-            "kingdom": "k",
-            "category": "c",
-            "rules": [_rule(1, 10), _rule(2, 10)],
-        }
-    )
     assets = Assets(
         [
             Asset("low", ipaddress.ip_network("10.0.0.0/8"), 1, False),
@@ -159,40 +111,21 @@ def test_risk_uses_highest_asset_value_of_all_addresses() -> None:
         ]
     )
     engine = Engine(
-        Config(directives=(directive,), assets=assets), clock=lambda: T, new_id=lambda: "b"
+        Config(directives=(directive(5, 10, 10),), assets=assets), clock=lambda: T,
+        new_id=lambda: "b",
     )
-    event = {
-        "event_id": "e1",
-        "timestamp": EVENT_TIME,
-        "title": "t",
-        "sensor": "s",
-        "plugin_id": 1001,
-        "plugin_sid": 1,
-        "src_ip": "10.0.0.1",
-        "dst_ip": "192.168.0.9",
-    }
-    engine.process(decode_event(json.dumps(event)))
+    engine.process(event("e1", 1, dst="192.168.0.9"))
     assert engine.backlogs["b"].risk == 5 * 10 * 4 // 25  # 8
 
 
 def test_addresses_outside_every_asset_never_alarm() -> None:
     engine, _ = run(5, 10, 5)
     assert engine.backlogs["alarm1"].risk == 10  # same directive and event inside an asset
-    directive = engine.directives[0].config
+    same = engine.directives[0].config
     outside = Engine(
-        Config(directives=(directive,), assets=Assets([])), clock=lambda: T, new_id=lambda: "x"
+        Config(directives=(same,), assets=Assets([])), clock=lambda: T, new_id=lambda: "x"
     )
-    event = {
-        "event_id": "e1",
-        "timestamp": EVENT_TIME,
-        "title": "t",
-        "sensor": "s",
-        "plugin_id": 1001,
-        "plugin_sid": 1,
-        "src_ip": "10.0.0.1",
-        "dst_ip": "10.0.0.2",
-    }
-    changes = outside.process(decode_event(json.dumps(event)))
+    changes = outside.process(event("e1", 1))
     assert outside.backlogs["x"].risk == 0
     assert changes.alarms == []
 
@@ -240,30 +173,13 @@ def test_risk_class_boundaries_through_engine(reliability: int, risk: int, cls: 
 
 def test_risk_goes_down_with_a_lower_reliability_stage() -> None:
     """§6.2: the risk is recomputed from the stage that just finished, so it can go down."""
-    directive = DirectiveConfig.model_validate(
-        {
-            "id": 1,
-            "name": "d",
-            "priority": 5,
-            "kingdom": "k",
-            "category": "c",
-            "rules": [_rule(1, 10), _rule(2, 2), _rule(3, 10)],
-        }
-    )
     assets = Assets([Asset("net", ipaddress.ip_network("10.0.0.0/8"), 5, False)])
     engine = Engine(
-        Config(directives=(directive,), assets=assets), clock=lambda: T, new_id=lambda: "b"
+        Config(directives=(directive(5, 10, 2, 10),), assets=assets), clock=lambda: T,
+        new_id=lambda: "b",
     )
-    base = {
-        "timestamp": EVENT_TIME,
-        "title": "t",
-        "sensor": "s",
-        "plugin_id": 1001,
-        "src_ip": "10.0.0.1",
-        "dst_ip": "10.0.0.2",
-    }
-    first = engine.process(decode_event(json.dumps({**base, "event_id": "1", "plugin_sid": 1})))
+    first = engine.process(event("1", 1))
     assert [json.loads(a)["risk"] for a in first.alarms] == [10]
-    second = engine.process(decode_event(json.dumps({**base, "event_id": "2", "plugin_sid": 2})))
+    second = engine.process(event("2", 2))
     alarm = json.loads(second.alarms[-1])
     assert (alarm["risk"], alarm["risk_class"]) == (2, "Low")

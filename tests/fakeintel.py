@@ -1,4 +1,5 @@
-"""Real HTTP servers on 127.0.0.1 that emulate Wise and Nesd, with request counters."""
+"""Real HTTP servers on 127.0.0.1 that emulate Wise and Nesd, with request counters, and a
+config that uses them."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import http.server
 import json
 import threading
 from collections import Counter
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
+
+from kit import T0, directive, event, rule
 
 WISE_HIT = (
     '[{field: "description", len: 37, value: "blacklisted %s"}, {field: "id", len: 2, value: "x"}]'
@@ -76,3 +80,33 @@ class FakeIntel:
 
     def nesd(self, mode: str = "ok") -> str:
         return f"http://127.0.0.1:{self.port}/nesd/{mode}?ip=${{ip}}&port=${{port}}"
+
+
+def intel_configs(directory: Path, intel: list[str], vuln: list[str]) -> Path:
+    """A config directory: directive 1 "Attack from SRC_IP" (plugin 1/[1], TCP, into
+    192.168.0.0/16, then twice more from the same source), and one Wise source per `intel`
+    URL, one Nesd source per `vuln` URL."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "assets_x.json").write_text(json.dumps(
+        {"assets": [{"name": "lan", "cidr": "192.168.0.0/16", "value": 5}]}))
+    attack = {"plugin_id": 1, "protocol": "TCP"}
+    (directory / "directives_x.json").write_text(json.dumps({"directives": [directive(
+        1, [rule(1, name="a", to="HOME_NET", reliability=5, **attack),
+            rule(2, name="b", occurrence=2, reliability=10, timeout=600, **attack,
+                 **{"from": ":1", "to": ":1"})],
+        name="Attack from SRC_IP", priority=5, kingdom="k", category="c")]}))
+
+    def sources(urls: list[str], plugin: str) -> list[dict]:
+        return [{"name": f"{plugin}-{i}", "type": "IP", "enabled": True, "plugin": plugin,
+                 "config": json.dumps({"url": url})} for i, url in enumerate(urls)]
+
+    (directory / "intel_x.json").write_text(json.dumps({"intel_sources": sources(intel, "Wise")}))
+    (directory / "vuln_x.json").write_text(json.dumps({"vuln_sources": sources(vuln, "Nesd")}))
+    return directory
+
+
+def attack(src: str, n: int, start: int = 0, dport: int = 80, base: float = T0) -> list[dict]:
+    """Events `start` .. `start + n - 1` from `src`, a second apart from `base`: directive 1 of
+    intel_configs correlates them."""
+    return [event(f"{src}-{i}", base + i, src, "192.168.0.5", plugin_id=1, src_port=40000,
+                  dst_port=dport, protocol="TCP") for i in range(start, start + n)]
