@@ -34,14 +34,15 @@ INSTALLED_CLI = os.environ.get("DSIEM_SQL_TEST_CLI")
 COMMAND = [INSTALLED_CLI] if INSTALLED_CLI else [sys.executable, "-m", "dsiem_sql"]
 
 
-def cli_env(**extra: str) -> dict[str, str]:
+def cli_env(**extra: str | None) -> dict[str, str]:
     """The environment without DSIEM_* / MAX_EPS settings, unbuffered, with a wide terminal
-    (help and tables on one line), plus `extra`."""
+    (help and tables on one line), plus `extra` (None removes a variable)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DSIEM_") and k != "MAX_EPS"}
-    return {**env, "COLUMNS": "200", "PYTHONUNBUFFERED": "1", **extra}
+    env = {**env, "COLUMNS": "200", "PYTHONUNBUFFERED": "1", **extra}
+    return {k: v for k, v in env.items() if v is not None}
 
 
-def cli(*args: str | Path, input: str | None = None, env: dict[str, str] | None = None,
+def cli(*args: str | Path, input: str | None = None, env: dict[str, str | None] | None = None,
         prefix: tuple[str, ...] | list[str] = (), timeout: float = 60,
         ) -> subprocess.CompletedProcess[str]:
     """`dsiem-sql ARGS` as a real process, to its exit. `env`: more environment variables

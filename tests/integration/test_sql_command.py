@@ -107,7 +107,7 @@ def cells(line: str) -> list[str]:
 
 def test_table_format(db):
     """An ASCII table of every value whole, piped: one line a row, however long."""
-    run = sql(db, "SELECT * FROM live_backlogs ORDER BY alarm_id")
+    run = sql(db, "SELECT * FROM live_backlogs ORDER BY alarm_id", env={"COLUMNS": None})
     assert run.returncode == 0, run.stderr
     top, header, rule, *body, bottom, count = run.stdout.splitlines()
     assert set(top) == set(bottom) == {"+", "-"}
