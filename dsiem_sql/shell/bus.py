@@ -17,7 +17,6 @@ from urllib.parse import urlparse
 
 import nats
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 
 from dsiem_sql.shell.aio import Stopped, unless_stopped
 
@@ -184,11 +183,29 @@ def _redact(url: str) -> str:
 
 class _Client(Client):
     """A nats-py client that never sends CONNECT (with the credentials) in plain text when
-    TLS is wanted: nats-py itself upgrades only when the server's INFO says tls_required."""
+    TLS is wanted: nats-py itself upgrades only when the server's INFO says tls_required.
 
-    def __init__(self, tls_wanted_by: str):
+    The events of one subscription go straight to `on_event`, in the order they arrive: no
+    message object, queue and task hop per event, which cost a third of nats-py's time."""
+
+    def __init__(self, tls_wanted_by: str, on_event: Callable[[bytes], None]):
         super().__init__()
         self.tls_wanted_by = tls_wanted_by
+        self.on_event = on_event
+        self.events_sid = 0
+
+    async def subscribe_events(self) -> None:
+        self.events_sid = self._sid + 1  # the id `subscribe` is about to give it
+        sub = await self.subscribe(EVENTS_SUBJECT)
+        assert sub._id == self.events_sid
+
+    async def _process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes,
+                           headers: bytes) -> None:
+        if sid != self.events_sid:
+            return await super()._process_msg(sid, subject, reply, data, headers)
+        self.stats["in_msgs"] += 1
+        self.stats["in_bytes"] += len(data)
+        self.on_event(data)
 
     def server(self) -> str:
         """The server being connected to, without credentials."""
@@ -227,7 +244,7 @@ class Bus:
         delay = 0.5
         where = _redact(self.options.url)
         while not stop.is_set():
-            self.client = _Client(self.options.tls_wanted_by())
+            self.client = _Client(self.options.tls_wanted_by(), self.on_event)
             try:
                 await unless_stopped(stop, self.client.connect(
                     servers=[self.options.url],
@@ -260,9 +277,7 @@ class Bus:
         else:
             return False
         self.started = True
-        await self.client.subscribe(
-            EVENTS_SUBJECT, cb=self._on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1
-        )
+        await self.client.subscribe_events()
         # a round trip, so the server has the subscription before the service says it is ready
         with contextlib.suppress(nats.errors.Error, TimeoutError):
             await self.client.flush(5)
@@ -273,9 +288,6 @@ class Bus:
     def connected(self) -> bool:
         """Connected now (not reconnecting)."""
         return self.client is not None and self.client.is_connected
-
-    async def _on_msg(self, msg: Msg) -> None:
-        self.on_event(msg.data)
 
     async def publish_overload(self, overloaded: bool) -> None:
         if self.client is not None and self.client.is_connected:
