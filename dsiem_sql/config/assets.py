@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dsiem_sql.config.netparse import IPNetwork, parse_ip
+from dsiem_sql.config.netparse import IPNetwork, ip_number, net_number
 
 _CACHE_LIMIT = 100_000
 
@@ -27,6 +27,7 @@ class Assets:
     def __init__(self, assets: list[Asset]):
         self.assets = tuple(assets)
         self.whitelist = tuple(a.network for a in assets if a.whitelisted)
+        self._numbers = tuple((net_number(a.network), a) for a in assets)
         self._info: dict[str, tuple[bool, bool, int, tuple[str, ...], str | None]] = {}
 
     def __len__(self) -> int:
@@ -36,14 +37,15 @@ class Assets:
         info = self._info.get(ip_text)
         if info is not None:
             return info
-        ip = parse_ip(ip_text)
+        ip = ip_number(ip_text)
         home = whitelisted = False
         value = 0
         networks: list[str] = []
         name = None
         if ip is not None:
-            for a in self.assets:
-                if ip not in a.network:
+            version, number = ip
+            for (net_version, network, mask), a in self._numbers:
+                if net_version != version or number & mask != network:
                     continue
                 value = max(value, a.value)
                 if a.whitelisted:

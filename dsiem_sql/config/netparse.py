@@ -38,6 +38,29 @@ def canonical_ip(text: str) -> str | None:
     return None if ip is None else str(ip)
 
 
+IPNumber = tuple[int, int]  # (IP version, the address as an integer)
+NetNumber = tuple[int, int, int]  # (IP version, network address, netmask) as integers
+
+
+def ip_number(text: str) -> IPNumber | None:
+    """The address of canonical text (as events carry) as a number, or None. Containment
+    on numbers costs a mask and a compare; an `ipaddress` object costs microseconds to make."""
+    try:
+        return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+    except (OSError, ValueError):
+        pass
+    if "%" in text:  # no scope ids (see parse_ip)
+        return None
+    try:
+        return 6, int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big")
+    except (OSError, ValueError):
+        return None
+
+
+def net_number(net: IPNetwork) -> NetNumber:
+    return net.version, int(net.network_address), int(net.netmask)
+
+
 def parse_u16(text: str) -> int:
     """Parse like Rust's `u16::from_str`, raising its messages."""
     if text == "":

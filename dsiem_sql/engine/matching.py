@@ -9,32 +9,38 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from dsiem_sql.config.assets import Assets
-from dsiem_sql.config.netparse import canonical_ip, list_items, parse_ip, try_parse_cidr
+from dsiem_sql.config.netparse import (
+    NetNumber,
+    canonical_ip,
+    ip_number,
+    list_items,
+    net_number,
+    try_parse_cidr,
+)
 
 AddressCond = Callable[[str, Assets], bool]
 TextCond = Callable[[str], bool]
 
 
-def address_in_list(ip_text: str, items: tuple[tuple[bool, object], ...]) -> bool:
+def address_in_list(ip_text: str, items: tuple[tuple[bool, NetNumber], ...]) -> bool:
     """The CSV address list algorithm: the first item containing the address decides."""
-    ip = parse_ip(ip_text)
+    ip = ip_number(ip_text)
     result = False
-    for negated, net in items:
-        hit = ip is not None and ip in net  # type: ignore[operator]
-        if hit:
+    for negated, (version, network, mask) in items:
+        if ip is not None and ip[0] == version and ip[1] & mask == network:
             return not negated
         if negated:
             result = True
     return result
 
 
-def _address_items(value: str) -> tuple[tuple[bool, object], ...]:
+def _address_items(value: str) -> tuple[tuple[bool, NetNumber], ...]:
     items = []
     for negated, item in list_items(value):
         # A bare address gets /32 or /128 from its own family (§13 row 8).
         net = try_parse_cidr(item)
         if net is not None:
-            items.append((negated, net))
+            items.append((negated, net_number(net)))
     return tuple(items)
 
 

@@ -1,4 +1,4 @@
-"""Address canonicalisation: the IPv4 fast path agrees with `ipaddress` on every input."""
+"""Address canonicalisation and containment on numbers agree with `ipaddress` on every input."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import ipaddress
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from dsiem_sql.config.netparse import canonical_ip
+from dsiem_sql.config.netparse import canonical_ip, ip_number, net_number
 
 
 def reference(text: str) -> str | None:
@@ -46,3 +46,11 @@ def test_canonical_forms():
     assert canonical_ip("2002:c0a8:0001::1") == "2002:c0a8:1::1"
     assert canonical_ip("10.0.0.01") is None
     assert canonical_ip("10.0.0") is None
+
+
+@given(st.ip_addresses(), st.ip_addresses(), st.integers(0, 128))
+def test_containment_on_numbers_is_ipaddress_containment(address, base, length):
+    net = ipaddress.ip_network(f"{base}/{min(length, base.max_prefixlen)}", strict=False)
+    version, number = ip_number(str(address))
+    net_version, network, mask = net_number(net)
+    assert (version == net_version and number & mask == network) == (address in net)
