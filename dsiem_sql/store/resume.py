@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from dsiem_sql.config.models import DirectiveConfig
 from dsiem_sql.engine import Backlog
+from dsiem_sql.engine.rules import Rule
 from dsiem_sql.engine.state import Directive
 from dsiem_sql.store import rows
 from dsiem_sql.store.writer import Writer
@@ -85,7 +86,7 @@ async def _rebuild(writer: Writer, directive_of: DirectiveOf, resumed: Resumed, 
         f"WHERE backlog_id IN ({selected})", parameters
     ):
         found[backlog_id].append((kind, provider, term, result))
-    definitions: dict[str, DirectiveConfig] = {}
+    definitions: dict[str, tuple[DirectiveConfig, tuple[Rule, ...]]] = {}
     for row in live:
         directive = directive_of(row["directive_id"])
         if directive is None:
@@ -95,11 +96,15 @@ async def _rebuild(writer: Writer, directive_of: DirectiveOf, resumed: Resumed, 
             continue
         text = row["definition"]
         if text not in definitions:
-            definitions[text] = DirectiveConfig.model_validate_json(text)
-        definition = definitions[text]
+            stored = DirectiveConfig.model_validate_json(text)
+            if stored == directive.config:  # share the loaded directive's rules
+                definitions[text] = (directive.config, directive.rules)
+            else:
+                definitions[text] = (stored, Directive.from_config(stored, 0).rules)
+        definition, rules = definitions[text]
         resumed.versions[id(definition)] = row["directive_version"]
         b = rows.backlog_from_rows(row, stage_rows[row["id"]], events[row["id"]], directive,
-                                   definition)
+                                   definition, rules)
         for kind, provider, term, result in found[row["id"]]:
             records = b.intel_hits if kind == "intel" else b.vulnerabilities
             records[(provider, term, result)] = None

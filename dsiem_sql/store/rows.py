@@ -43,7 +43,9 @@ def rule_json(rule: Rule) -> str:
     return dumps(dict(zip(_RULE_KEYS, _rule_values(rule), strict=True)))  # tuples -> arrays
 
 
+@lru_cache(maxsize=65536)
 def rule_from_json(text: str) -> Rule:
+    """The rule of a stored stage (memoised: backlogs share equal rules, as they do live)."""
     obj = orjson.loads(text)
     kwargs = {}
     for name in RULE_FIELDS:
@@ -73,6 +75,12 @@ def backlog_row(b: Backlog) -> tuple:
         b.created_time, b.update_time, b.last_srcport, b.last_dstport, b.deadline,
         b.ended_time, dumps(list(b.src_sockets)), dumps(list(b.dst_sockets)),
     )
+
+
+def opened(s: Stage) -> bool:
+    """Whether a stage differs from its directive's rule: a stage not opened yet (value
+    mode) is the directive's rule untouched, and gets no row until it opens."""
+    return s.resolved or s.start_time != 0 or bool(s.event_ids)
 
 
 def stage_mark(s: Stage) -> tuple:
@@ -134,9 +142,17 @@ def backlog_from_rows(
     events: dict[int, list[str]],
     directive: Directive,
     definition: DirectiveConfig,
+    rules: tuple[Rule, ...],
 ) -> Backlog:
+    """`rules` are the compiled rules of `definition`: the stages not opened yet have no row
+    (see `stage_row`) and start from them, as in a new backlog."""
+    stored = {s["stage"]: s for s in stages}
     built = []
-    for s in stages:
+    for number, rule in enumerate(rules, 1):
+        s = stored.get(number)
+        if s is None:
+            built.append(Stage(rule))
+            continue
         stage = Stage(
             rule=rule_from_json(s["rule"]),
             resolved=bool(s["resolved"]),

@@ -12,10 +12,9 @@ import os
 import sqlite3
 import time
 from dataclasses import dataclass, field
-from itertools import chain
+from functools import lru_cache
 from pathlib import Path
 
-import aiosqlite
 import orjson
 
 from dsiem_sql.config.models import DirectiveConfig
@@ -29,14 +28,12 @@ from dsiem_sql.store.writer import Writer
 log = logging.getLogger(__name__)
 
 WAL_LIMIT = 4 * 1024 * 1024  # a WAL above this is truncated once no reader holds it
-# the most `?` in one statement (SQLite's default since 3.32)
-MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 Progress = tuple[str, int, int]  # (input source, line, byte offset) of `replay --resume`
 
 
-def insert_sql(table: str, columns: tuple[str, ...], conflict: str = "", rows: int = 1) -> str:
-    """INSERT of `rows` rows of `columns`; `conflict` is "" (fail), "nothing", or the key
-    columns of an upsert, like "id" or "backlog_id, stage"."""
+def insert_sql(table: str, columns: tuple[str, ...], conflict: str = "") -> str:
+    """INSERT of a row of `columns`; `conflict` is "" (fail), "nothing", or the key columns
+    of an upsert, like "id" or "backlog_id, stage"."""
     if conflict == "nothing":
         conflict = " ON CONFLICT DO NOTHING"
     elif conflict:
@@ -45,14 +42,9 @@ def insert_sql(table: str, columns: tuple[str, ...], conflict: str = "", rows: i
         conflict = f" ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
     row = f"({', '.join('?' * len(columns))})"
     names = ", ".join(f'"{c}"' for c in columns)
-    return f"INSERT INTO {table} ({names}) VALUES {', '.join([row] * rows)}{conflict}"
+    return f"INSERT INTO {table} ({names}) VALUES {row}{conflict}"
 
 
-UPSERT_BACKLOG = insert_sql("backlogs", rows.BACKLOG_COLUMNS, "id")
-UPSERT_STAGE = insert_sql("stages", rows.STAGE_COLUMNS, "backlog_id, stage")
-INSERT_LINK = insert_sql("stage_events", rows.LINK_COLUMNS, "nothing")
-INSERT_ENRICHMENT = insert_sql("enrichments", rows.ENRICHMENT_COLUMNS, "nothing")
-INSERT_OUTBOX = insert_sql("outbox", rows.OUTBOX_COLUMNS)
 UPSERT_STATE = insert_sql("engine_state", ("key", "value"), "key")
 UPSERT_PROGRESS = insert_sql("input_progress", ("source", "line", "offset"), "source")
 UPSERT_OUTPUT = insert_sql("output_files", ("file", "path", "size", "written_seq"), "file")
@@ -182,6 +174,8 @@ class Store:
             batch.definitions.append(b.definition)
             batch.enrichments.extend(rows.enrichment_rows(b))
             for stage in b.stages:
+                if not rows.opened(stage):
+                    continue
                 key, mark = (b.id, stage.number), rows.stage_mark(stage)
                 if self._stage_marks.get(key) != mark:
                     batch.stages.append(rows.stage_row(b, stage))
@@ -194,26 +188,23 @@ class Store:
     async def write(self, batch: Batch) -> None:
         """Commit `batch` in one transaction, then append its output lines to the files."""
 
-        async def job(db: aiosqlite.Connection) -> Versions:
+        def job(con: sqlite3.Connection) -> Versions:
             versions = Versions(self)
             if batch.backlogs:
                 versioned = [
-                    (*row, await versions.of(db, definition))
+                    (*row, versions.of(con, definition))
                     for row, definition in zip(batch.backlogs, batch.definitions, strict=True)
                 ]
-                await db.executemany(UPSERT_BACKLOG, versioned)
-            if batch.enrichments:
-                await db.executemany(INSERT_ENRICHMENT, batch.enrichments)
-            if batch.stages:
-                await db.executemany(UPSERT_STAGE, batch.stages)
-            if batch.links:
-                await db.executemany(INSERT_LINK, batch.links)
-            if batch.lines:
-                await db.executemany(INSERT_OUTBOX, batch.lines)
-            await db.executemany(UPSERT_STATE, batch.state)
+                _insert_rows(con, "backlogs", rows.BACKLOG_COLUMNS, versioned, "id")
+            _insert_rows(con, "enrichments", rows.ENRICHMENT_COLUMNS, batch.enrichments,
+                         "nothing")
+            _insert_rows(con, "stages", rows.STAGE_COLUMNS, batch.stages, "backlog_id, stage")
+            _insert_rows(con, "stage_events", rows.LINK_COLUMNS, batch.links, "nothing")
+            _insert_rows(con, "outbox", rows.OUTBOX_COLUMNS, batch.lines, "")
+            con.executemany(UPSERT_STATE, batch.state)
             if batch.progress is not None:
-                await db.execute(UPSERT_PROGRESS, batch.progress)
-            await self._confirm(db)
+                con.execute(UPSERT_PROGRESS, batch.progress)
+            self._confirm(con)
             return versions
 
         confirming = self._unconfirmed
@@ -230,11 +221,11 @@ class Store:
             await self.writer.retrying("append the output lines", append)
             self._unconfirmed = True
 
-    async def _confirm(self, db: aiosqlite.Connection) -> None:
+    def _confirm(self, con: sqlite3.Connection) -> None:
         """Record how far the output files are written, and drop those outbox lines."""
         if self._unconfirmed and self.out is not None:
-            await db.executemany(UPSERT_OUTPUT, self.out.positions())
-            await db.execute("DELETE FROM outbox WHERE seq <= ?", (self.out.written_upto,))
+            con.executemany(UPSERT_OUTPUT, self.out.positions())
+            con.execute("DELETE FROM outbox WHERE seq <= ?", (self.out.written_upto,))
 
     async def insert_import(
         self, found: rows.ImportRows, definition: DirectiveConfig, next_seq: int
@@ -242,17 +233,17 @@ class Store:
         """Insert a legacy file's rows in one transaction; returns the alarm ids that were
         already present and so were left alone. No output line is written."""
 
-        async def job(db: aiosqlite.Connection) -> tuple[set[str], Versions]:
+        def job(con: sqlite3.Connection) -> tuple[set[str], Versions]:
             versions = Versions(self)
             present = {
-                r[0] for r in await db.execute_fetchall(
+                r[0] for r in con.execute(
                     "SELECT id FROM backlogs WHERE id IN (SELECT value FROM json_each(?))",
                     (orjson.dumps(found.ids).decode(),),
                 )
             }
             if len(present) == len(found.ids):
                 return present, versions
-            version = await versions.of(db, definition)
+            version = versions.of(con, definition)
             tables = [
                 ("backlogs", rows.BACKLOG_COLUMNS, [(*r, version) for r in found.backlogs], ""),
                 ("stages", rows.STAGE_COLUMNS, found.stages, ""),
@@ -262,8 +253,8 @@ class Store:
             for table, columns, items, conflict in tables:
                 if present:  # every row's first column is its backlog's id
                     items = [r for r in items if r[0] not in present]
-                await _insert_rows(db, table, columns, items, conflict)
-            await db.execute(UPSERT_STATE, ("next_seq", next_seq))
+                _insert_rows(con, table, columns, items, conflict)
+            con.execute(UPSERT_STATE, ("next_seq", next_seq))
             return present, versions
 
         present, versions = await self.writer.transaction(
@@ -274,8 +265,8 @@ class Store:
     async def prune(self, before: int) -> int:
         """Delete ended backlogs (and their stages and event links) ended before `before`."""
 
-        async def job(db: aiosqlite.Connection) -> int:
-            cursor = await db.execute(
+        def job(con: sqlite3.Connection) -> int:
+            cursor = con.execute(
                 "DELETE FROM backlogs WHERE state != 'live' AND ended_time < ?", (before,)
             )
             return cursor.rowcount
@@ -318,7 +309,7 @@ class Versions:
         self.new_by_sha: dict[str, int] = {}
         self.new_by_object: dict[int, int] = {}
 
-    async def of(self, db: aiosqlite.Connection, definition: DirectiveConfig) -> int:
+    def of(self, con: sqlite3.Connection, definition: DirectiveConfig) -> int:
         key = id(definition)
         version = self.by_object.get(key) or self.new_by_object.get(key)
         if version is not None:
@@ -327,7 +318,7 @@ class Versions:
         sha = rows.definition_sha(text)
         version = self.by_sha.get(sha) or self.new_by_sha.get(sha)
         if version is None:
-            cursor = await db.execute(
+            cursor = con.execute(
                 "INSERT INTO directive_versions (directive_id, sha256, definition) "
                 "VALUES (?, ?, ?)", (definition.id, sha, text),
             )
@@ -341,17 +332,25 @@ class Versions:
         self.by_object.update(self.new_by_object)
 
 
-async def _insert_rows(
-    db: aiosqlite.Connection, table: str, columns: tuple[str, ...], items: list[tuple],
+@lru_cache(maxsize=64)
+def insert_rows_sql(table: str, columns: tuple[str, ...], conflict: str) -> str:
+    """INSERT of the rows of a JSON array of arrays, the one parameter."""
+    picks = ", ".join(f"value->>{i}" for i in range(len(columns)))
+    select = f"SELECT {picks} FROM json_each(?) WHERE true ORDER BY key"  # `true`: see upsert
+    return insert_sql(table, columns, conflict).replace(
+        f"VALUES ({', '.join('?' * len(columns))})", select)
+
+
+def _insert_rows(
+    con: sqlite3.Connection, table: str, columns: tuple[str, ...], items: list[tuple],
     conflict: str,
 ) -> None:
-    """A few multi-row INSERTs: SQLite then works through thousands of rows per call
-    (`executemany` goes back to Python for every row)."""
-    per = max(1, MAX_VARIABLES // len(columns))
-    for i in range(0, len(items), per):
-        chunk = items[i : i + per]
-        await db.execute(insert_sql(table, columns, conflict, len(chunk)),
-                         list(chain.from_iterable(chunk)))
+    """All `items` in one statement, as one JSON parameter that SQLite takes apart itself:
+    binding a parameter at a time would hold the interpreter lock, which the engine's thread
+    needs, for every value."""
+    if items:
+        rows_json = orjson.dumps(items, default=tuple)  # EventLink is a NamedTuple
+        con.execute(insert_rows_sql(table, columns, conflict), (rows_json,))
 
 
 __all__ = ["Batch", "Resumed", "Store"]

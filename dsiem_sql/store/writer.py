@@ -2,8 +2,9 @@
 
 aiosqlite runs the connection on its own thread, fed a queue of jobs: the shape of datasette's
 write thread. Every write of dsiem-sql (commits, imports, pruning, directive versions, the
-WAL checkpoint) is a transaction on it, one at a time and in the order they were asked for;
-a transaction that fails raises in the coroutine that asked for it. A fault that passes by
+WAL checkpoint) is a transaction on it, run whole on that thread as one job, one at a time
+and in the order they were asked for; a transaction that fails raises in the coroutine that
+asked for it. A fault that passes by
 itself (a full disk, a lock held too long) is retried with backoff for `retry_window` seconds.
 """
 
@@ -15,6 +16,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -57,47 +59,44 @@ class Writer:
         """The write under way has failed at least once and is being retried."""
         return self.failing_since is not None
 
-    async def transaction(
-        self, what: str, job: Callable[[aiosqlite.Connection], Awaitable[T]]
-    ) -> T:
-        """Run `job` in one write transaction, after the transactions asked for before it;
-        `what` names it in messages ("commit", "import 1001.json")."""
-        async with self._turn:
-            return await self.retrying(what, lambda: self._once(job))
+    async def run(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `job` on the connection's thread: one hop for the whole job, however many
+        statements it runs. (aiosqlite's job queue; its public calls are one hop each, and
+        a hop waits for the event loop's next turn, which a busy engine delays.)"""
+        return await self.db._execute(job, self.db._conn)
 
-    async def _once(self, job: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
-        await self.db.execute("BEGIN IMMEDIATE")
-        try:
-            result = await job(self.db)
-            await self.db.execute("COMMIT")
-        except BaseException:
-            if self.db.in_transaction:
-                await self.db.execute("ROLLBACK")
-            raise
-        return result
+    async def transaction(self, what: str, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `job` in one write transaction on the writer's thread, after the transactions
+        asked for before it; `what` names it in messages ("commit", "import ...")."""
+        async with self._turn:
+            return await self.retrying(what, lambda: self.run(partial(_in_transaction, job)))
 
     async def read(self, sql: str, parameters: Any = ()) -> list[sqlite3.Row]:
         async with self._turn:
             try:
-                return list(await self.db.execute_fetchall(sql, parameters))
+                return await self.run(lambda con: con.execute(sql, parameters).fetchall())
             except sqlite3.Error as exc:
                 raise describe_error(exc, self.path) from None
 
     async def checkpoint(self) -> bool:
         """Truncate the WAL if no reader holds an old snapshot; never waits for one.
         Returns whether it was truncated."""
-        async with self._turn:
-            await self.db.execute("PRAGMA busy_timeout = 0")
+
+        def job(con: sqlite3.Connection) -> bool:
+            con.execute("PRAGMA busy_timeout = 0")
             try:
-                rows = await self.db.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+                busy = con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            finally:
+                con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            return not busy
+
+        async with self._turn:
+            try:
+                return await self.run(job)
             except sqlite3.Error as exc:
                 if transient_cause(exc) is None:
                     raise describe_error(exc, self.path) from None
                 return False
-            finally:
-                await self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        busy = next(iter(rows))[0]
-        return not busy
 
     async def retrying(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """Run `attempt`; retry it with backoff while it fails with a fault that can pass,
@@ -137,6 +136,18 @@ class Writer:
 
     async def close(self) -> None:
         await self.db.close()
+
+
+def _in_transaction(job: Callable[[sqlite3.Connection], T], con: sqlite3.Connection) -> T:
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        result = job(con)
+        con.execute("COMMIT")
+    except BaseException:
+        if con.in_transaction:
+            con.execute("ROLLBACK")
+        raise
+    return result
 
 
 def transient_cause(exc: BaseException) -> str | None:
