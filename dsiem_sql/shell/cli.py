@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 
-from dsiem_sql.config import ConfigError, load_config
-from dsiem_sql.engine import Engine
-from dsiem_sql.shell.correlator import Batching, EventClock
+from dsiem_sql.config.errors import ConfigError
 from dsiem_sql.shell.logs import setup_logging
-from dsiem_sql.shell.replay import ReplayError, ReplayRun, replay_file
-from dsiem_sql.shell.settings import EngineSettings
-from dsiem_sql.shell.tables import add_row, new_table, print_table
 from dsiem_sql.store.errors import StoreError
 
+if TYPE_CHECKING:
+    from dsiem_sql.config import Config
+    from dsiem_sql.shell.settings import EngineSettings
+
+# Each command imports what it uses: `--help` and `validate` start in a fraction of a second.
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     help="A Dsiem correlation backend that keeps its state in SQLite.",
 )
 
@@ -116,7 +115,9 @@ def global_options(
     setup_logging(level, json_logs)
 
 
-def _load(configs: Path):
+def _load(configs: Path) -> Config:
+    from dsiem_sql.config import load_config
+
     try:
         return load_config(configs)
     except ConfigError as exc:
@@ -125,6 +126,10 @@ def _load(configs: Path):
 
 def engine_settings(**given: object) -> EngineSettings:
     """The settings given by flag or variable, the defaults for the others, checked."""
+    from pydantic import ValidationError
+
+    from dsiem_sql.shell.settings import EngineSettings
+
     try:
         return EngineSettings.model_validate({k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:
@@ -188,6 +193,13 @@ def replay_command(
     intel_private_ip: IntelPrivateIpOpt = False,
 ) -> None:
     """Run JSON-lines events through the engine and write the alarm files."""
+    import asyncio
+
+    from dsiem_sql.engine import Engine
+    from dsiem_sql.shell.correlator import Batching, EventClock
+    from dsiem_sql.shell.replay import ReplayError, ReplayRun, replay_file
+    from dsiem_sql.shell.tables import add_row, new_table, print_table
+
     settings = engine_settings(
         reference_mode=reference_mode,
         min_alarm_lifetime=min_alarm_lifetime,
@@ -319,6 +331,7 @@ def serve_command(
 ) -> None:
     """Correlate events from NATS, keeping state in SQLite (the Dsiem backend's job)."""
     from dsiem_sql.shell.bus import NatsConfigError, NatsOptions
+    from dsiem_sql.shell.correlator import Batching
     from dsiem_sql.shell.service import ServeOptions, ServiceFailed, run_service
 
     settings = engine_settings(
@@ -390,10 +403,14 @@ def import_backlogs_command(
     tags: TagsOpt = None,
 ) -> None:
     """Import legacy /logs/backlogs/*.json snapshots ([M] and [R] formats) as live backlogs."""
+    import asyncio
+
     from rich.console import Console
     from rich.progress import Progress
 
+    from dsiem_sql.engine import Engine
     from dsiem_sql.legacy.importer import backlog_files, import_files
+    from dsiem_sql.shell.tables import add_row, new_table, print_table
 
     settings = engine_settings(status=status, tags=tags)
     config = _load(configs)
@@ -508,6 +525,7 @@ def sql_command(
         "--timeout", min=0, help="Stop the query after this many seconds; 0 = never.")] = 30,
 ) -> None:
     """Run a read-only query (the database is opened with mode=ro)."""
+    from dsiem_sql.shell.tables import add_row, new_table, print_table
     from dsiem_sql.store.query import format_rows, read_query
 
     try:

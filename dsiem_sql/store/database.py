@@ -11,38 +11,44 @@ import fcntl
 import os
 import sqlite3
 from pathlib import Path
-from typing import Literal
-
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError
+from typing import TYPE_CHECKING, Literal
 
 import dsiem_sql.migrations
 from dsiem_sql.store.errors import StoreError, cannot_write
 
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+    from sqlalchemy import Engine
+
 # `migrations/` of the repository, installed as the package dsiem_sql.migrations
 MIGRATIONS = Path(dsiem_sql.migrations.__file__).parent
+# The newest migration (a test checks it against alembic's head). A database already at it
+# opens without loading alembic and SQLAlchemy.
+HEAD_REVISION = "0002"
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 5000
 Sync = Literal["normal", "full"]
 
 
 def alembic_config() -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
 
 
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
     return head
 
 
 def known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
     return {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
 
 
@@ -75,6 +81,8 @@ def pragmas(sync: Sync) -> list[str]:
 
 def sync_engine(path: Path, sync: Sync = "normal") -> Engine:
     """For the migrations, which run on their own short-lived connection at start."""
+    from sqlalchemy import create_engine, event
+
     engine = create_engine(f"sqlite:///{path}")
 
     def on_connect(dbapi_connection, _record) -> None:
@@ -120,6 +128,8 @@ def upgrade(path: Path, sync: Sync = "normal") -> str:
     check_database_file(path)
     if path.exists() and path.stat().st_size > 0:
         revision = current_revision(path)
+        if revision == HEAD_REVISION and os.access(path, os.W_OK):
+            return revision  # one cheap query: nothing to migrate
         if revision is not None and revision not in known_revisions():
             raise StoreError(
                 f"{path}: schema revision {revision} is newer than this dsiem-sql "
@@ -127,6 +137,10 @@ def upgrade(path: Path, sync: Sync = "normal") -> str:
             )
         if not os.access(path, os.W_OK):
             raise StoreError(f"{path}: cannot write the database (read-only file)")
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy.exc import DBAPIError
+
     engine = sync_engine(path, sync)
     try:
         with engine.begin() as connection:

@@ -16,7 +16,6 @@ import orjson
 from dsiem_sql.config.models import DirectiveConfig
 from dsiem_sql.engine.rules import FirstEvent, Rule
 from dsiem_sql.engine.state import LIVE, Backlog, Directive, Stage
-from dsiem_sql.store import schema
 
 RULE_FIELDS = tuple(f.name for f in dataclasses.fields(Rule) if f.init)
 _RULE_KEYS = tuple("from" if name == "from_" else name for name in RULE_FIELDS)
@@ -54,16 +53,22 @@ def rule_from_json(text: str) -> Rule:
     return Rule(**kwargs)
 
 
-# Rows are tuples in the order of these columns, the tables' own order, which the writer
-# inserts as they are; `directive_version` is moved last: the writer appends it once it knows
-# the version's row id.
+# Rows are tuples in the order of these columns, the tables' own order (store/schema.py; a
+# test checks they agree), which the writer inserts as they are. `directive_version` is
+# moved last: the writer appends it once it knows the version's row id.
 BACKLOG_COLUMNS = (
-    *(c.name for c in schema.backlogs.c if c.name != "directive_version"), "directive_version"
+    "id", "seq", "directive_id", "state", "title", "status", "tag", "current_stage",
+    "highest_stage", "risk", "risk_class", "src_ips", "dst_ips", "networks", "custom_data",
+    "created_time", "update_time", "last_srcport", "last_dstport", "deadline", "ended_time",
+    "src_sockets", "dst_sockets", "directive_version",
 )
-STAGE_COLUMNS = tuple(c.name for c in schema.stages.c)
-LINK_COLUMNS = tuple(c.name for c in schema.stage_events.c if c.name != "id")
-ENRICHMENT_COLUMNS = tuple(c.name for c in schema.enrichments.c)
-OUTBOX_COLUMNS = tuple(c.name for c in schema.outbox.c)
+STAGE_COLUMNS = (
+    "backlog_id", "stage", "rule", "resolved", "status", "start_time", "end_time",
+    "first_event", "sticky",
+)
+LINK_COLUMNS = ("backlog_id", "stage", "event_id")
+ENRICHMENT_COLUMNS = ("backlog_id", "kind", "provider", "term", "result")
+OUTBOX_COLUMNS = ("seq", "file", "line")
 
 
 def backlog_row(b: Backlog) -> tuple:

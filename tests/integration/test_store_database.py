@@ -20,8 +20,10 @@ from alembic.runtime.migration import MigrationContext
 from kit import CONFIGS, EXAMPLES, cli
 from sqlalchemy import Column, Index, Integer, MetaData, Table, exc
 
+from dsiem_sql.store import rows, schema
 from dsiem_sql.store.database import (
     BUSY_TIMEOUT_MS,
+    HEAD_REVISION,
     StoreError,
     WriterLock,
     current_revision,
@@ -73,6 +75,10 @@ def snapshot(path: Path) -> tuple[bytes, int]:
 
 
 # -- migrations --------------------------------------------------------------------------
+
+
+def test_the_cheap_revision_check_knows_the_newest_migration():
+    assert head_revision() == HEAD_REVISION
 
 
 def test_migrations_and_metadata_agree(tmp_path):
@@ -397,3 +403,16 @@ def test_bad_database_gives_a_clear_error_and_leaves_it_untouched(bad_db, comman
     if same_listing:  # nothing created beside it either (no lock file, no -wal/-shm)
         assert sorted(p.name for p in db.parent.parent.rglob("*")) == listing
     assert not (out / "siem_alarms.json").exists()
+
+
+def test_the_row_columns_are_the_tables_columns_in_their_order():
+    def names(table) -> list[str]:
+        return [c.name for c in table.c]
+
+    backlogs = names(schema.backlogs)
+    backlogs.remove("directive_version")  # the writer appends it
+    assert [*backlogs, "directive_version"] == list(rows.BACKLOG_COLUMNS)
+    assert names(schema.stages) == list(rows.STAGE_COLUMNS)
+    assert names(schema.stage_events)[1:] == list(rows.LINK_COLUMNS)  # without its id
+    assert names(schema.enrichments) == list(rows.ENRICHMENT_COLUMNS)
+    assert names(schema.outbox) == list(rows.OUTBOX_COLUMNS)
