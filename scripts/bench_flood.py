@@ -2,8 +2,9 @@
 """A flood (a scan, a noisy sensor): most events come from a new source and open a backlog
 that waits at stage 2 for more events `from: ":1"`. Prints tables:
 
-1. `replay` in memory of 2,000 ... 32,000 flood events: events/s, live backlogs, and the
-   ratio to the smallest run (flat cost per event means a ratio near 1);
+1. `replay` in memory of 2,000 ... 32,000 flood events: events/s (the best of `--repeat`
+   runs), live backlogs, and the ratio to the smallest run (flat cost per event means a
+   ratio near 1);
 2. the whole `dsiem-sql replay` command on the largest flood, and memory per live backlog
    (traced allocations of the engine's state after the run, divided by the live backlogs);
 3. with `--serve`: `dsiem-sql serve` (persistence on) under a flood published at
@@ -164,12 +165,15 @@ def main() -> None:
     p.add_argument("--serve", action="store_true", help="also run serve under a flood")
     p.add_argument("--rate", type=int, default=5000, help="events/s published to serve")
     p.add_argument("--serve-events", type=int, default=32000)
+    p.add_argument("--repeat", type=int, default=3, help="runs of each size; the best counts")
     args = p.parse_args()
     sizes = [int(n) for n in args.sizes.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_configs(root)
-        rows = [replay_in_memory(root, n) for n in sizes]
+        # the best of `--repeat` runs of each size: a shared machine only ever slows a run down
+        rows = [max((replay_in_memory(root, n) for _ in range(args.repeat)),
+                    key=lambda r: r["eps"]) for n in sizes]
         print(f"{'events':>8} {'live backlogs':>14} {'seconds':>8} {'events/s':>10} "
               f"{'vs smallest':>11}")
         for r in rows:

@@ -24,6 +24,7 @@ from dsiem_sql.engine.state import (
     EXPIRED,
     FINISHED,
     LIVE,
+    NO_VALUES,
     Backlog,
     Changes,
     Directive,
@@ -274,6 +275,8 @@ class Engine:
     def _append(self, b: Backlog, stage: Stage, e: Event, ch: Changes) -> None:
         # one record per (backlog, stage, event id), the key of the store's `stage_events`
         if e.event_id not in stage.event_ids:
+            if stage.event_ids is NO_VALUES:
+                stage.event_ids = {}
             stage.event_ids[e.event_id] = None
             ch.links.append(EventLink(b.id, stage.number, e.event_id))
         if e.event_id not in b.event_ids:
@@ -299,6 +302,8 @@ class Engine:
 
     def _record_sticky(self, stage: Stage, e: Event) -> None:
         if stage.rule.sticky_different:
+            if stage.sticky is NO_VALUES:
+                stage.sticky = {}
             stage.sticky[STICKY_VALUE[stage.rule.sticky_different](e)] = None
 
     def _update_risk(self, b: Backlog, reliability: int) -> None:

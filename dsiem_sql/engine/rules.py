@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, make_dataclass
+from dataclasses import dataclass, field, fields, make_dataclass
 from operator import attrgetter
 from types import GenericAlias
 from typing import Any, NamedTuple, get_args, get_origin
@@ -114,10 +114,11 @@ RuleFields: Any = make_dataclass(
     [_rule_field(name, f) for name, f in RuleConfig.model_fields.items()],
     eq=False,  # rules are compared and hashed by identity
     repr=False,
+    slots=True,
 )
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Rule(RuleFields):
     """A directive rule (the fields of `RuleConfig`, its lists as tuples) with its
     conditions compiled. Treat it as immutable: `replace` makes the copies that backlogs use
@@ -162,7 +163,10 @@ class Rule(RuleFields):
         if not changes:
             return self
         new = object.__new__(Rule)
-        new.__dict__ = {**self.__dict__, **changes}
+        for name in _SLOTS:
+            setattr(new, name, getattr(self, name))
+        for attr, value in changes.items():
+            setattr(new, attr, value)
         for attr in changes:
             if attr in _CONDITIONS:
                 cond, compile_ = _CONDITIONS[attr]
@@ -207,3 +211,6 @@ class Rule(RuleFields):
                 if not cond(getattr(e, attr)):
                     return False
         return True
+
+
+_SLOTS = tuple(f.name for f in fields(Rule))

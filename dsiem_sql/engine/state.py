@@ -31,6 +31,19 @@ class Directive:
         return self.config.id
 
 
+class _NoValues(dict):
+    """The one empty dict that stages share until they hold a value (a flood's backlogs
+    wait with two stages not opened yet): replace it with a dict of your own first."""
+
+    __hash__ = object.__hash__  # type: ignore[assignment]  # allowed as a dataclass default
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        raise TypeError("NO_VALUES is shared: give the stage a dict of its own first")
+
+
+NO_VALUES: dict[Any, None] = _NoValues()
+
+
 @dataclass(eq=False, slots=True)
 class Stage:
     """A backlog's copy of one rule with its runtime state.
@@ -41,8 +54,8 @@ class Stage:
 
     rule: Rule
     resolved: bool = False
-    event_ids: dict[str, None] = field(default_factory=dict)
-    sticky: dict[Any, None] = field(default_factory=dict)
+    event_ids: dict[str, None] = NO_VALUES
+    sticky: dict[Any, None] = NO_VALUES
     start_time: int = 0
     end_time: int = 0
     status: str = ""
