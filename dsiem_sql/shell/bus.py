@@ -30,6 +30,17 @@ RECONNECT_WAIT = 1  # nats-py's pause between two connection attempts to the ser
 REFUSED = ("authorization violation", "authentication expired", "authentication revoked")
 
 
+@dataclass(frozen=True)
+class StreamOptions:
+    """`serve --intake jetstream`: the stream to read events from, and the limits it is
+    created with when it is missing (an existing stream is used as it is)."""
+
+    stream: str = "DSIEM_EVENTS"
+    max_age: float = 24 * 3600.0  # seconds; 0: no limit
+    max_bytes: int = -1  # -1: no limit
+    replicas: int = 1
+
+
 class NatsConfigError(Exception):
     """The NATS options cannot work as given; the message names the option or the server."""
 
@@ -209,7 +220,9 @@ class _Client(Client):
 
 
 class Bus:
-    def __init__(self, options: NatsOptions, on_event: Callable[[bytes], None]):
+    def __init__(self, options: NatsOptions, on_event: Callable[[bytes], None] | None):
+        """`on_event`: called with each event of the core subscription to `dsiem_events`;
+        None for no subscription (the JetStream intake reads the events itself)."""
         self.options = options
         self.on_event = on_event
         self.client: _Client | None = None
@@ -260,6 +273,9 @@ class Bus:
         else:
             return False
         self.started = True
+        if self.on_event is None:
+            log.info("connected to %s", where)
+            return True
         await self.client.subscribe(
             EVENTS_SUBJECT, cb=self._on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1
         )
@@ -275,6 +291,7 @@ class Bus:
         return self.client is not None and self.client.is_connected
 
     async def _on_msg(self, msg: Msg) -> None:
+        assert self.on_event is not None
         self.on_event(msg.data)
 
     async def publish_overload(self, overloaded: bool) -> None:
