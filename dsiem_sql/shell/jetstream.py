@@ -51,8 +51,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BATCH = 500  # messages asked for by one pull request
-WINDOW = 2000  # at most this many messages asked for or delivered and not yet taken
+BATCH = 1000  # messages asked for by one pull request
+WINDOW = 4000  # at most this many messages asked for or delivered and not yet taken
 EXPIRES = 10.0  # seconds a pull request waits for messages
 HEARTBEAT = 1.0  # seconds between the server's idle heartbeats to a waiting pull request
 SILENCE = 3 * HEARTBEAT  # no word from the server for this long: the requests are lost
@@ -492,8 +492,20 @@ class StreamService(Service):
             await self._acknowledge()
             started = time.perf_counter()
             for msg in consumer.take(TAKE):
-                if not await self._take(msg, correlator, overload):
-                    break
+                seq, cseq, stamp, undelivered = delivery(msg.reply)
+                if cseq != consumer.next_cseq:  # a delivery did not arrive
+                    await consumer.reset(self.fed + 1, f"delivery {consumer.next_cseq} did not "
+                                                       f"arrive (got {cseq})")
+                    break  # the messages delivered after it are dropped
+                consumer.next_cseq, consumer.undelivered = cseq + 1, undelivered
+                if seq <= self.fed:
+                    self.redelivered += 1
+                    continue
+                if seq > self.fed + 1:
+                    lost = await consumer.lost_before(seq, self.fed + 1)
+                    if lost:
+                        self._report_lost(self.fed + 1, self.fed + 1 + lost)
+                self._take(msg, seq, stamp, correlator, overload)
             self.counters.proc_seconds += time.perf_counter() - started
             now = self.monotonic()
             if now >= next_expiry:
@@ -523,25 +535,9 @@ class StreamService(Service):
 
     _last: Msg | None = None  # the last message handed to the correlator
 
-    async def _take(self, msg: Msg, correlator: Correlator, overload: Overload) -> bool:
-        """Correlate one delivered message in stream order; False if the consumer had to be
-        created anew (the messages delivered after this one are dropped then)."""
-        consumer = self.consumer
-        assert consumer is not None
-        seq, cseq, stamp, undelivered = delivery(msg.reply)
-        if cseq != consumer.next_cseq:
-            await consumer.reset(self.fed + 1, f"delivery {consumer.next_cseq} did not arrive "
-                                               f"(got {cseq})")
-            return False
-        consumer.next_cseq = cseq + 1
-        consumer.undelivered = undelivered
-        if seq <= self.fed:
-            self.redelivered += 1
-            return True
-        if seq > self.fed + 1:
-            lost = await consumer.lost_before(seq, self.fed + 1)
-            if lost:
-                self._report_lost(self.fed + 1, self.fed + 1 + lost)
+    def _take(self, msg: Msg, seq: int, stamp: int, correlator: Correlator,
+              overload: Overload) -> None:
+        """Correlate the message after the last one, as of the time NATS stored it."""
         self.fed, self._last, self.last_stamp = seq, msg, stamp
         if self.clock.advance(stamp // NS):
             correlator.expire()
@@ -552,7 +548,6 @@ class StreamService(Service):
         if event is not None:
             correlator.feed(event)
             self.counters.processed += 1
-        return True
 
     async def _acknowledge(self) -> None:
         """Acknowledge the messages up to the last one whose commit is written."""
