@@ -155,11 +155,12 @@ def main() -> None:
     args = p.parse_args()
     rows = [run(int(n), args.events, intake) for n in args.directives.split(",")
             for intake in args.intake.split(",")]
-    print(f"{'intake':>9} {'directives':>10} {'events':>8} {'seconds':>8} {'events/s':>10} {'lost':>6} "
-          f"{'dropped':>8} {'peak RSS MB':>11} {'alarm lines':>11}")
+    print(f"{'intake':>9} {'directives':>10} {'events':>8} {'seconds':>8} {'events/s':>10} "
+          f"{'lost':>6} {'dropped':>8} {'peak RSS MB':>11} {'alarm lines':>11}")
     for r in rows:
-        print(f"{r['intake']:>9} {r['directives']:>10} {r['events']:>8} {r['seconds']:>8.2f} {r['eps']:>10,.0f} "
-              f"{r['lost']:>6} {r['dropped']:>8} {r['rss']:>11.0f} {r['alarm_lines']:>11}")
+        print(f"{r['intake']:>9} {r['directives']:>10} {r['events']:>8} {r['seconds']:>8.2f} "
+              f"{r['eps']:>10,.0f} {r['lost']:>6} {r['dropped']:>8} {r['rss']:>11.0f} "
+              f"{r['alarm_lines']:>11}")
     print("events/s: from the first publish until serve committed the last event "
           "(persistence on, max_queue 0).")
     print(json.dumps(rows))
