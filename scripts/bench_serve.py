@@ -5,7 +5,12 @@ For each directive count, a fresh nats-server and `serve` (max_queue 0, --db) ar
 separate publisher process sends the event mix of bench_replay.py as fast as it can. The
 clock runs from the first publish until serve has committed the last event.
 
+With `--intake jetstream`, nats-server runs with JetStream (file store in the temporary
+directory) and serve reads the events from the stream it creates; the publisher still uses
+plain core NATS, as the Dsiem frontend does.
+
     .venv/bin/python scripts/bench_serve.py [--events 200000] [--directives 2,100,1000]
+                                            [--intake core|jetstream]
 """
 
 from __future__ import annotations
@@ -57,9 +62,11 @@ def metric(port: int, name: str) -> float:
     return 0.0
 
 
-def start_nats(port: int) -> subprocess.Popen:
+def start_nats(port: int, store: Path | None = None) -> subprocess.Popen:
+    """nats-server on 127.0.0.1:`port`; with `store`, JetStream keeps its files there."""
+    jetstream = ["-js", "-sd", str(store)] if store is not None else []
     return subprocess.Popen(
-        [str(BIN / "nats-server"), "-a", "127.0.0.1", "-p", str(port)],
+        [str(BIN / "nats-server"), "-a", "127.0.0.1", "-p", str(port), *jetstream],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
 
@@ -91,7 +98,7 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def run(n_directives: int, n_events: int) -> dict:
+def run(n_directives: int, n_events: int, intake: str = "core") -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         configs = root / "configs"
@@ -102,8 +109,10 @@ def run(n_directives: int, n_events: int) -> dict:
         write_events(events, n_directives, n_events, t0=int(time.time()) - n_events // 200)
         nats_port, metrics_port = free_port(), free_port()
         url = f"nats://127.0.0.1:{nats_port}"
-        nats_server = start_nats(nats_port)
-        serve = serve_process(configs, nats_port, metrics_port, root / "dsiem.db")
+        nats_server = start_nats(nats_port, root / "jetstream" if intake == "jetstream" else None)
+        time.sleep(0.3)
+        serve = serve_process(configs, nats_port, metrics_port, root / "dsiem.db",
+                              "--intake", intake)
         try:
             publisher = subprocess.run(
                 [sys.executable, "-c", PUBLISHER, url, str(events)],
@@ -131,6 +140,7 @@ def run(n_directives: int, n_events: int) -> dict:
         alarms_file = root / "logs" / "siem_alarms.json"
         alarms = sum(1 for _ in alarms_file.open()) if alarms_file.exists() else 0
     return {
+        "intake": intake,
         "directives": n_directives, "events": n_events, "seconds": end - first_publish,
         "eps": processed / (end - first_publish), "lost": n_events - int(processed),
         "received": int(received), "dropped": int(dropped), "rss": rss, "alarm_lines": alarms,
@@ -141,13 +151,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--events", type=int, default=200_000)
     p.add_argument("--directives", default="2,100,1000")
+    p.add_argument("--intake", default="core", help="core, jetstream, or both: core,jetstream")
     args = p.parse_args()
-    rows = [run(int(n), args.events) for n in args.directives.split(",")]
-    print(f"{'directives':>10} {'events':>8} {'seconds':>8} {'events/s':>10} {'lost':>6} "
-          f"{'dropped':>8} {'peak RSS MB':>11} {'alarm lines':>11}")
+    rows = [run(int(n), args.events, intake) for n in args.directives.split(",")
+            for intake in args.intake.split(",")]
+    print(f"{'intake':>9} {'directives':>10} {'events':>8} {'seconds':>8} {'events/s':>10} "
+          f"{'lost':>6} {'dropped':>8} {'peak RSS MB':>11} {'alarm lines':>11}")
     for r in rows:
-        print(f"{r['directives']:>10} {r['events']:>8} {r['seconds']:>8.2f} {r['eps']:>10,.0f} "
-              f"{r['lost']:>6} {r['dropped']:>8} {r['rss']:>11.0f} {r['alarm_lines']:>11}")
+        print(f"{r['intake']:>9} {r['directives']:>10} {r['events']:>8} {r['seconds']:>8.2f} "
+              f"{r['eps']:>10,.0f} {r['lost']:>6} {r['dropped']:>8} {r['rss']:>11.0f} "
+              f"{r['alarm_lines']:>11}")
     print("events/s: from the first publish until serve committed the last event "
           "(persistence on, max_queue 0).")
     print(json.dumps(rows))

@@ -29,6 +29,17 @@ RECONNECT_WAIT = 1  # nats-py's pause between two connection attempts to the ser
 REFUSED = ("authorization violation", "authentication expired", "authentication revoked")
 
 
+@dataclass(frozen=True)
+class StreamOptions:
+    """`serve --intake jetstream`: the stream to read events from, and the limits it is
+    created with when it is missing (an existing stream is used as it is)."""
+
+    stream: str = "DSIEM_EVENTS"
+    max_age: float = 24 * 3600.0  # seconds; 0: no limit
+    max_bytes: int = -1  # -1: no limit
+    replicas: int = 1
+
+
 class NatsConfigError(Exception):
     """The NATS options cannot work as given; the message names the option or the server."""
 
@@ -188,13 +199,14 @@ class _Client(Client):
     The events of one subscription go straight to `on_event`, in the order they arrive: no
     message object, queue and task hop per event, which cost a third of nats-py's time."""
 
-    def __init__(self, tls_wanted_by: str, on_event: Callable[[bytes], None]):
+    def __init__(self, tls_wanted_by: str, on_event: Callable[[bytes], None] | None):
         super().__init__()
         self.tls_wanted_by = tls_wanted_by
         self.on_event = on_event
         self.events_sid = 0
 
     async def subscribe_events(self) -> None:
+        assert self.on_event is not None
         self.events_sid = self._sid + 1  # the id `subscribe` is about to give it
         sub = await self.subscribe(EVENTS_SUBJECT)
         assert sub._id == self.events_sid
@@ -205,7 +217,7 @@ class _Client(Client):
             return await super()._process_msg(sid, subject, reply, data, headers)
         self.stats["in_msgs"] += 1
         self.stats["in_bytes"] += len(data)
-        self.on_event(data)
+        self.on_event(data)  # type: ignore[misc]  # events_sid is set only with on_event
 
     def server(self) -> str:
         """The server being connected to, without credentials."""
@@ -226,7 +238,9 @@ class _Client(Client):
 
 
 class Bus:
-    def __init__(self, options: NatsOptions, on_event: Callable[[bytes], None]):
+    def __init__(self, options: NatsOptions, on_event: Callable[[bytes], None] | None):
+        """`on_event`: called with each event of the core subscription to `dsiem_events`;
+        None for no subscription (the JetStream intake reads the events itself)."""
         self.options = options
         self.on_event = on_event
         self.client: _Client | None = None
@@ -277,6 +291,9 @@ class Bus:
         else:
             return False
         self.started = True
+        if self.on_event is None:
+            log.info("connected to %s", where)
+            return True
         await self.client.subscribe_events()
         # a round trip, so the server has the subscription before the service says it is ready
         with contextlib.suppress(nats.errors.Error, TimeoutError):

@@ -28,6 +28,11 @@ app = typer.Typer(
 )
 
 
+class Intake(StrEnum):
+    core = "core"
+    jetstream = "jetstream"
+
+
 class DbSync(StrEnum):
     normal = "normal"
     full = "full"
@@ -328,10 +333,27 @@ def serve_command(
     metrics_host: Annotated[str, typer.Option(
         "--metrics-host", envvar="DSIEM_METRICS_HOST",
         help="Address that /metrics and /healthz listen on.")] = "0.0.0.0",
+    intake: Annotated[Intake, typer.Option(
+        "--intake", envvar="DSIEM_INTAKE",
+        help="core: subscribe to dsiem_events (at most once); jetstream: read it from a "
+             "JetStream stream (nothing lost, exactly-once effects).")] = Intake.core,
+    js_stream: Annotated[str, typer.Option(
+        "--js-stream", envvar="DSIEM_JS_STREAM",
+        help="JetStream stream of the events; created if missing.")] = "DSIEM_EVENTS",
+    js_max_age: Annotated[float, typer.Option(
+        "--js-max-age", envvar="DSIEM_JS_MAX_AGE", min=0,
+        help="Hours a created stream keeps events; 0: no limit.")] = 24,
+    js_max_bytes: Annotated[str, typer.Option(
+        "--js-max-bytes", envvar="DSIEM_JS_MAX_BYTES",
+        help="Size a created stream keeps (like 500M, 20G); 0: no limit.")] = "0",
+    js_replicas: Annotated[int, typer.Option(
+        "--js-replicas", envvar="DSIEM_JS_REPLICAS", min=1, max=5,
+        help="Replicas of a created stream (a JetStream cluster).")] = 1,
 ) -> None:
     """Correlate events from NATS, keeping state in SQLite (the Dsiem backend's job)."""
-    from dsiem_sql.shell.bus import NatsConfigError, NatsOptions
+    from dsiem_sql.shell.bus import NatsConfigError, NatsOptions, StreamOptions
     from dsiem_sql.shell.correlator import Batching
+    from dsiem_sql.shell.jetstream import check_names
     from dsiem_sql.shell.service import ServeOptions, ServiceFailed, run_service
 
     settings = engine_settings(
@@ -352,8 +374,14 @@ def serve_command(
         tls_cert=None if nats_tls_cert is None else str(nats_tls_cert),
         tls_key=None if nats_tls_key is None else str(nats_tls_key),
     )
+    stream_options = StreamOptions(
+        stream=js_stream, max_age=js_max_age * 3600,
+        max_bytes=_size("--js-max-bytes", js_max_bytes), replicas=js_replicas,
+    )
     try:
         nats_options.check()
+        if intake == Intake.jetstream:
+            check_names(stream_options, node)
     except NatsConfigError as exc:
         raise fail(str(exc)) from None
     options = ServeOptions(
@@ -365,6 +393,8 @@ def serve_command(
         frontend_timeout=frontend_timeout,
         max_config_size=max_config_size * 2**20,
         nats=nats_options,
+        intake=intake.value,
+        jetstream=stream_options,
         max_queue=max_queue,
         max_delay=max_delay,
         hold_duration=hold_duration,
@@ -387,6 +417,17 @@ def serve_command(
         raise fail(str(exc)) from None
     except OSError as exc:  # e.g. the metrics port is taken, the logs directory not writable
         raise fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)) from None
+
+
+def _size(option: str, text: str) -> int:
+    """Bytes of a size like 500M or 20G (K, M, G, T: powers of 1024); 0 is -1, no limit."""
+    text = text.strip()
+    number, unit = (text[:-1], text[-1].upper()) if text[-1:].isalpha() else (text, "")
+    try:
+        value = float(number) * 1024 ** " KMGT".index(unit or " ")
+    except ValueError:
+        raise fail(f"{option} {text!r}: give bytes or a size like 500M or 20G") from None
+    return int(value) if value > 0 else -1
 
 
 @app.command("import-backlogs")

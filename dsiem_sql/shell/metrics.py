@@ -29,6 +29,21 @@ GAUGES = {
                     "Unix time of the last successful commit (0: none since start)"),
 }
 
+# only with --intake jetstream
+STREAM_COUNTERS = {
+    "stream_lost": ("dsiem_stream_lost",
+                    "Events the stream's limits deleted before they were processed"),
+    "stream_redelivered": ("dsiem_stream_redelivered",
+                           "Messages delivered again and skipped (their effects were there)"),
+}
+STREAM_GAUGES = {
+    "stream_pending": ("dsiem_stream_pending", "Messages of the stream not processed yet"),
+    "stream_lag": ("dsiem_stream_lag_seconds",
+                   "Seconds since NATS stored the oldest message not processed yet"),
+    "stream_sequence": ("dsiem_stream_sequence",
+                        "Stream sequence of the last event whose effects are committed"),
+}
+
 
 class Metrics(Collector):
     """Every counter and gauge is read from the service's live values at each scrape."""
@@ -51,6 +66,12 @@ class Metrics(Collector):
             yield CounterMetricFamily(name, text, value=values[key])
         for key, (name, text) in GAUGES.items():
             yield GaugeMetricFamily(name, text, value=values[key])
+        for key, (name, text) in STREAM_COUNTERS.items():
+            if key in values:
+                yield CounterMetricFamily(name, text, value=values[key])
+        for key, (name, text) in STREAM_GAUGES.items():
+            if key in values:
+                yield GaugeMetricFamily(name, text, value=values[key])
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -27,17 +27,18 @@ from dsiem_sql.engine.engine import wall_clock
 from dsiem_sql.enrichment.enricher import Enricher, checkers
 from dsiem_sql.enrichment.lookups import Lookups
 from dsiem_sql.shell.aio import first_cause, settle_memory
-from dsiem_sql.shell.bus import Bus, NatsOptions
+from dsiem_sql.shell.bus import Bus, NatsOptions, StreamOptions
 from dsiem_sql.shell.correlator import Batching, Correlator
 from dsiem_sql.shell.download import download_config
 from dsiem_sql.shell.intake import Intake
 from dsiem_sql.shell.logs import RateLimitedLog
 from dsiem_sql.shell.metrics import Metrics, serve_metrics
 from dsiem_sql.shell.overload import Overload
-from dsiem_sql.shell.watchdog import Counters, Watchdog
+from dsiem_sql.shell.watchdog import Counters, Queue, Watchdog
 from dsiem_sql.store.errors import StoreError
 
 if TYPE_CHECKING:
+    from dsiem_sql.store.resume import Resumed
     from dsiem_sql.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ class ServeOptions:
     frontend_timeout: float = 60.0
     max_config_size: int = 64 * 2**20  # bytes
     nats: NatsOptions = field(default_factory=NatsOptions)
+    intake: str = "core"  # or "jetstream" (shell/jetstream.py)
+    jetstream: StreamOptions = field(default_factory=StreamOptions)
     max_queue: int = 25000
     max_delay: int = 180
     hold_duration: int = 10
@@ -95,6 +98,7 @@ class Service:
         self.store: Store | None = None
         self.worker: asyncio.Task[None] | None = None
         self.turned = 0.0  # when the worker last went round its loop
+        self.source: str | None = None  # the input_progress row the commits keep
 
     def healthy(self) -> bool:
         """Whether the service can make progress now: subscribed and connected to NATS, the
@@ -119,7 +123,7 @@ class Service:
             "processed": self.counters.processed,
             "alarms": self.counters.alarm_lines,
             "commit_retries": self.store.retries if self.store else 0,
-            "queue_length": len(self.intake),
+            "queue_length": len(self.queue),
             "backlogs": len(self.engine.backlogs) if self.engine else 0,
             "last_commit": self.store.last_commit if self.store else 0.0,
         }
@@ -137,16 +141,18 @@ class Service:
                 return
             log.info("downloaded %d config files from %s", count, o.frontend)
         config = load_config(o.configs)
-        engine = self.engine = Engine(config, self.engine_options, clock=wall_clock)
+        engine = self.engine = Engine(config, self.engine_options, clock=self._engine_clock())
         store = Store(o.db, o.logs, o.db_sync, retry_window=o.db_retry_window)  # type: ignore[arg-type]
         await store.open()
         self.store = store
         metrics_server = None
-        bus = self.bus = Bus(o.nats, self.intake.put)
+        bus = self.bus = self._bus()
         failed = False
         try:
-            resumed = await store.resume(engine.directive, with_backlogs=o.reload_backlogs)
+            resumed = await store.resume(engine.directive, self.source,
+                                         with_backlogs=o.reload_backlogs)
             engine.resume(resumed.backlogs, resumed.next_seq)
+            self._resumed(resumed)
             if o.reload_backlogs:
                 log.info("resumed %d live backlogs from %s", len(resumed.backlogs), o.db)
             else:
@@ -158,7 +164,7 @@ class Service:
                     self.metrics, o.metrics_host, o.metrics_port, self.healthy
                 )
             settle_memory()
-            if not await bus.start(stop):
+            if not await bus.start(stop) or not await self._open_intake(stop):
                 return
             enricher = Enricher(
                 checkers(config.intel, config.vuln),
@@ -186,7 +192,7 @@ class Service:
         o = self.options
         overload = Overload(bus.publish_overload, o.hold_duration, lambda: store.failing,
                             self.monotonic)
-        watchdog = Watchdog(self.intake, self.counters, engine, o.watchdog_interval, o.max_eps)
+        watchdog = Watchdog(self.queue, self.counters, engine, o.watchdog_interval, o.max_eps)
         try:
             async with asyncio.TaskGroup() as tasks:
                 correlator = Correlator(
@@ -201,10 +207,9 @@ class Service:
                 self.worker = tasks.create_task(self._work(correlator, overload), name="worker")
                 self.ready = True
                 await stop.wait()
-                log.info("stopping: no new events, draining %d queued", len(self.intake))
+                log.info("stopping: no new events, draining %d queued", len(self.queue))
                 self.ready = False
-                await bus.stop_intake()
-                self.intake.close()
+                await self._stop_intake()
                 await self.worker
                 for task in helpers:
                     task.cancel()
@@ -213,6 +218,32 @@ class Service:
             log.error("stopping on a fault: %s", _describe(cause),
                       exc_info=None if isinstance(cause, StoreError) else cause)
             raise ServiceFailed(_describe(cause)) from None
+
+    # -- what another intake changes (shell/jetstream.py) -------------------------------------
+
+    def _engine_clock(self) -> Callable[[], int]:
+        return wall_clock
+
+    def _bus(self) -> Bus:
+        return Bus(self.options.nats, self.intake.put)
+
+    def _resumed(self, resumed: Resumed) -> None:
+        """The stored state is read (the engine has its backlogs)."""
+
+    async def _open_intake(self, stop: asyncio.Event) -> bool:
+        """Connected to NATS: start taking events; False if `stop` came first."""
+        return True
+
+    async def _stop_intake(self) -> None:
+        """Take no new events; those received can still be taken."""
+        assert self.bus is not None
+        await self.bus.stop_intake()
+        self.intake.close()
+
+    @property
+    def queue(self) -> Queue:
+        """The events received and not taken yet, for the watchdog and the metrics."""
+        return self.intake
 
     def _committed(self, seconds: float, changes: Changes) -> None:
         self.metrics.commit_seconds.observe(seconds)
@@ -295,7 +326,10 @@ def run_service(options: ServeOptions, engine_options: EngineOptions) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, stop.set)
-        await Service(options, engine_options).run(stop)
+        service = Service
+        if options.intake == "jetstream":
+            from dsiem_sql.shell.jetstream import StreamService as service
+        await service(options, engine_options).run(stop)
 
     asyncio.run(main())
 

@@ -6,11 +6,20 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from dsiem_sql.engine import Engine
-from dsiem_sql.shell.intake import Intake
 
 log = logging.getLogger(__name__)
+
+
+class Queue(Protocol):
+    """What the watchdog reads of an intake (`Intake`, or the JetStream consumer)."""
+
+    received: int
+    dropped: int
+
+    def __len__(self) -> int: ...
 
 
 @dataclass
@@ -24,7 +33,7 @@ class Counters:
 
 
 class Watchdog:
-    def __init__(self, intake: Intake, counters: Counters, engine: Engine, interval: float,
+    def __init__(self, intake: Queue, counters: Counters, engine: Engine, interval: float,
                  max_eps: int, sleep: Callable[[float], object] = asyncio.sleep):
         self.intake, self.counters, self.engine = intake, counters, engine
         self.interval, self.max_eps, self.sleep = interval, max_eps, sleep

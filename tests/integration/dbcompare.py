@@ -27,8 +27,10 @@ def normalised_outputs(out: Path) -> tuple[list[dict], list[dict], dict[str, str
     return alarms, links, ids
 
 
-def database_dump(db: Path, ids: dict[str, str] | None = None) -> dict[str, list[tuple]]:
-    """Backlogs, stages and event links in a comparable form."""
+def database_dump(db: Path, ids: dict[str, str] | None = None,
+                  drop: tuple[str, ...] = ()) -> dict[str, list[tuple]]:
+    """Backlogs, stages and event links in a comparable form; without the backlog columns
+    named in `drop`."""
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         order = {r[0]: r[1] for r in con.execute("SELECT id, seq FROM backlogs")}
@@ -43,6 +45,8 @@ def database_dump(db: Path, ids: dict[str, str] | None = None) -> dict[str, list
             record = dict(zip(backlog_cols, row, strict=True))
             record["id"] = key(record["id"])
             record.pop("directive_version")
+            for column in drop:
+                record.pop(column)
             backlogs.append(tuple(sorted(record.items())))
         stages = sorted(
             (key(r[0]), *r[1:])

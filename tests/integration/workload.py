@@ -35,7 +35,10 @@ def write_configs(directory: Path, n_directives: int = 20) -> Path:
     return directory
 
 
-def events(n: int, n_directives: int = 20, seed: int = 7, start: int = 0) -> list[str]:
+def events(n: int, n_directives: int = 20, seed: int = 7, start: int = 0, t0: int = T0,
+           per_second: int = 40) -> list[str]:
+    """`n` events from number `start` on, `per_second` events in each second of event time
+    from `t0`."""
     rnd = random.Random(seed)
     lines = []
     for i in range(start, start + n):
@@ -46,7 +49,7 @@ def events(n: int, n_directives: int = 20, seed: int = 7, start: int = 0) -> lis
         else:
             sid, src, dst = 9000 + rnd.randrange(100), "203.0.113.9", "8.8.8.8"
         lines.append(json.dumps(event(
-            f"e{i}", T0 + i // 40, src, dst, title="w", sensor="w", plugin_id=PLUGIN,
+            f"e{i}", t0 + i // per_second, src, dst, title="w", sensor="w", plugin_id=PLUGIN,
             plugin_sid=sid, src_port=40000 + rnd.randrange(5),
             dst_port=rnd.choice([22, 80, 443, 8080]), protocol="TCP", custom_label1="k",
             custom_data1=rnd.choice(["a", "b", ""]),
