@@ -9,7 +9,7 @@ import json
 import sqlite3
 
 import kit
-from kit import CONFIGS, T0, rule
+from kit import CONFIGS, T0, ok, rule
 
 from dsiem_sql.config import load_config
 from dsiem_sql.config.models import DirectiveConfig
@@ -89,3 +89,36 @@ async def test_reloads_are_recorded_with_a_hash_per_file(tmp_path):
     assert json.loads(rows[1][6]) == {}
     assert [r[7] for r in rows] == [0.01, 0.02]
 
+
+
+def test_a_resumed_backlog_gets_the_events_of_its_own_definition(tmp_path):
+    """A restart after the config changed (or after a reload): the backlog resumed with its
+    stored definition still receives the plugin SID that definition waits for, though the
+    loaded directive now waits for another."""
+    configs, db, out = tmp_path / "configs", tmp_path / "state.db", tmp_path / "out"
+    configs.mkdir()
+    (configs / "assets_x.json").write_text(json.dumps(
+        {"assets": [{"name": "lan", "cidr": "10.0.0.0/8", "value": 5}]}))
+
+    def directives(sid2: int) -> None:
+        d = kit.directive(1, [rule(1), rule(2, plugin_sid=[sid2], occurrence=2, timeout=3600,
+                                           **{"from": ":1"})])
+        (configs / "directives_x.json").write_text(json.dumps({"directives": [d]}))
+
+    def run(name: str, *events: dict) -> None:
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps(e) + "\n" for e in events))
+        ok(kit.replay(configs, out, path, "--db", db))
+
+    directives(sid2=2)
+    run("first", kit.event("open", T0, "10.0.0.1", "10.0.0.2"))
+    directives(sid2=3)
+    run("second", *(kit.event(f"old-{n}", T0 + n, "10.0.0.1", "10.0.0.2", plugin_sid=2)
+                    for n in (1, 2)))
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("SELECT state FROM backlogs").fetchall() == [("finished",)]
+        assert con.execute("SELECT stage, event_id FROM stage_events ORDER BY id").fetchall() \
+            == [(1, "open"), (2, "old-1"), (2, "old-2")]
+    finally:
+        con.close()
