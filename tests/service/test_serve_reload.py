@@ -10,10 +10,12 @@ import signal
 import time
 import urllib.error
 import urllib.request
+from itertools import pairwise
 from pathlib import Path
 
 import kit
 import nats
+import pytest
 from kit import cli, rule
 from scenario import Frontend, read_jsonl, wait_log, wait_metric, with_args
 from servekit import Serve, http_status, publish
@@ -212,26 +214,41 @@ def test_an_asset_value_change_applies_to_the_risk_of_later_events(serve, nats_s
 # -- SIGHUP under load ----------------------------------------------------------------------
 
 
-async def publish_while_reloading(node: Serve, url: str, rate: int, before: int,
-                                  after: float) -> int:
-    """Publish groups at `rate` events/s; SIGHUP once `before` events are out, and go on for
-    `after` seconds once serve recorded the reload. Returns how many groups went out."""
+async def publish_while_reloading(node: Serve, url: str, configs: Path, rate: int,
+                                  switches: list[int], every: int, after: float) -> int:
+    """Publish groups at `rate` events/s, overlapping: each step sends the first event of a
+    new group and the k-th stage-2 event of the group started k steps before, so that some
+    backlogs are always half-way when a reload comes. Each time `every` more events are out,
+    give the directive the next stage-2 occurrence of `switches` and send SIGHUP; once serve
+    recorded the last reload, go on for `after` seconds, then finish the groups under way.
+    Returns how many groups went out."""
     nc = await nats.connect(url)
+    pending = list(switches)
+    under_way: dict[int, list[dict]] = {}
     sent = groups = 0
-    signalled = reloaded_at = None
+    next_reload, waiting, done_at = every, False, None
     started = time.monotonic()
     try:
-        while reloaded_at is None or time.monotonic() - reloaded_at < after:
-            for data in group(groups):
+        while under_way or done_at is None or time.monotonic() - done_at < after:
+            if done_at is None or time.monotonic() - done_at < after:
+                under_way[groups] = group(groups)
+                groups += 1
+            for n in sorted(under_way):
+                data = under_way[n].pop(0)
                 await nc.publish("dsiem_events", json.dumps(data).encode())
-            groups += 1
-            sent += 6
-            if signalled is None and sent >= before:
+                sent += 1
+                if not under_way[n]:
+                    del under_way[n]
+            if pending and not waiting and sent >= next_reload:
+                (configs / DIRECTIVES).write_bytes(directives_file(flood(pending[0])))
                 node.proc.send_signal(signal.SIGHUP)
-                signalled = time.monotonic()
-            if signalled is not None and reloaded_at is None and groups % 20 == 0 \
-                    and len(reloads(node)) == 2:
-                reloaded_at = time.monotonic()
+                waiting = True
+            if waiting and groups % 20 == 0 and \
+                    len(reloads(node)) == 2 + len(switches) - len(pending):
+                pending.pop(0)
+                waiting, next_reload = False, sent + every
+                if not pending:
+                    done_at = time.monotonic()
             ahead = sent / rate - (time.monotonic() - started)
             if ahead > 0:
                 await nc.flush()
@@ -242,15 +259,15 @@ async def publish_while_reloading(node: Serve, url: str, rate: int, before: int,
     return groups
 
 
-def check_semantics(node: Serve, groups: int) -> None:
+def check_semantics(node: Serve, groups: int, definitions: list[int]) -> None:
     """One backlog per group, in group order, each finished under the definition it started
-    with: those opened before the reload counted 3 events in stage 2, the others 5."""
+    with: the backlogs opened between two reloads counted the stage-2 occurrence in force
+    then (`definitions`, in order), and every definition opened some."""
     counts = stage2_counts(node)
     assert len(counts) == groups
     occurrences = [occurrence for _, occurrence, _ in counts]
-    old = occurrences.count(3)
-    assert 0 < old < groups, occurrences
-    assert occurrences == [3] * old + [5] * (groups - old)
+    runs = [occurrences[0]] + [b for a, b in pairwise(occurrences) if a != b]
+    assert runs == definitions, occurrences
     assert counts == [("finished", n, n) for n in occurrences]
     sources = [json.loads(s)[0] for (s,) in node.query("SELECT src_ips FROM backlogs ORDER BY seq")]
     assert sources == [group(n)[0]["src_ip"] for n in range(groups)]
@@ -262,25 +279,31 @@ def check_semantics(node: Serve, groups: int) -> None:
     assert finished == [(n, "finished") for n in occurrences]
 
 
-def run_under_load(serve, nats_server, tmp_path, before: int, after: float) -> None:
+def run_under_load(serve, nats_server, tmp_path, switches: list[int], every: int,
+                   after: float) -> None:
     configs = write_configs(tmp_path / "configs", flood(3))
     node = with_args(serve(configs=configs), "--max_delay", "0").start()
-    (configs / DIRECTIVES).write_bytes(directives_file(flood(5)))
-    groups = asyncio.run(publish_while_reloading(node, nats_server.url, 5000, before, after))
+    groups = asyncio.run(publish_while_reloading(node, nats_server.url, configs, 5000,
+                                                 switches, every, after))
     events = 6 * groups
     wait_metric(node, "dsiem_events_processed_total", events, timeout=60)
     assert node.metric("dsiem_events_received_total") == events
     assert node.metric("dsiem_events_dropped_total") == 0
     assert node.metric("dsiem_events_invalid_total") == 0
+    assert node.metric(SUCCESS) == len(switches)
     assert node.stop() == 0
-    check_semantics(node, groups)
-    log = node.log.read_text()
-    assert "config reloaded (SIGHUP)" in log
-    assert f"stopped: {events} events processed" in log
+    check_semantics(node, groups, [3, *switches])
+    assert f"stopped: {events} events processed" in node.log.read_text()
 
 
 def test_sighup_under_5000_events_a_second_drops_nothing(serve, nats_server, tmp_path):
-    run_under_load(serve, nats_server, tmp_path, before=6000, after=1.0)
+    run_under_load(serve, nats_server, tmp_path, switches=[5], every=6000, after=1.0)
+
+
+@pytest.mark.slow
+def test_five_sighups_in_half_a_minute_at_5000_events_a_second(serve, nats_server, tmp_path):
+    run_under_load(serve, nats_server, tmp_path, switches=[5, 3, 5, 3, 5], every=25000,
+                   after=5.0)
 
 
 # -- --frontend -----------------------------------------------------------------------------
