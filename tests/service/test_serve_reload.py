@@ -149,6 +149,26 @@ def test_an_invalid_config_is_refused_and_the_old_one_stays_in_force(serve, nats
     assert node.stop() == 0
 
 
+def test_a_removed_directive_finishes_its_live_backlog_and_opens_no_new_one(serve, nats_server,
+                                                                          tmp_path):
+    other = kit.directive(2, [rule(1, plugin_sid=[8]), rule(2, plugin_sid=[9])])
+    configs = write_configs(tmp_path / "configs", flood(3), other)
+    node = serve(configs=configs).start()
+    publish(nats_server.url, group(1)[:2])
+    node.wait_for("SELECT count(*) FROM stage_events", [(2,)])
+    (configs / DIRECTIVES).write_bytes(directives_file(other))
+    status, body = post_reload(node)
+    assert status == 200, body
+    assert "1 directives (0 added, 0 changed, 1 removed)" in body
+    assert "1 removed directives run their live backlogs to the end" in body
+    publish(nats_server.url, group(2)[:1] + group(1)[2:])
+    node.wait_for("SELECT state FROM backlogs", [("finished",)])
+    assert stage2_counts(node) == [("finished", 3, 3)]
+    assert node.metric("dsiem_events_processed_total") == 7
+    assert node.stop() == 0
+    assert node.query("SELECT count(*) FROM backlogs") == [(1,)]
+
+
 def test_get_is_not_a_reload(serve, tmp_path):
     node = serve(configs=write_configs(tmp_path / "configs", flood(3))).start()
     assert http_status(node.url("/-/reload")) == 405
