@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ class FileSummary:
     rules: int = 0
     assets: int = 0
     sources: int = 0
+    sha256: str = ""  # of the bytes loaded
 
 
 @dataclass(frozen=True)
@@ -66,16 +68,18 @@ class Config:
     files: tuple[FileSummary, ...] = field(default=())
 
 
-def _read(path: Path, model: type[M]) -> M:
+def _read(path: Path, model: type[M]) -> tuple[M, str]:
+    """The file's model and the sha256 of its bytes."""
     log.info('reading "%s"', path)
     try:
-        text = path.read_bytes().decode("utf-8")
+        data = path.read_bytes()
+        text = data.decode("utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read file: {exc.strerror}", path) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"file is not valid UTF-8: {exc}", path) from None
     try:
-        return model.model_validate_json(text)
+        return model.model_validate_json(text), hashlib.sha256(data).hexdigest()
     except ValidationError as exc:
         raw: Any
         try:
@@ -103,7 +107,7 @@ def load_config(directory: Path | str) -> Config:
 def _load_assets(directory: Path, files: list[FileSummary]) -> Assets:
     assets: list[Asset] = []
     for path in sorted(directory.glob("assets_*.json")):
-        parsed = _read(path, AssetsFile)
+        parsed, sha = _read(path, AssetsFile)
         for i, a in enumerate(parsed.assets):
             try:
                 network = parse_cidr(a.cidr)
@@ -121,7 +125,7 @@ def _load_assets(directory: Path, files: list[FileSummary]) -> Assets:
                     shown(a.name), a.value,
                 )
             assets.append(Asset(a.name, network, a.value, a.whitelisted))
-        files.append(FileSummary(path, "assets", assets=len(parsed.assets)))
+        files.append(FileSummary(path, "assets", assets=len(parsed.assets), sha256=sha))
     if not assets:
         raise ConfigError("cannot load any asset", directory)
     return Assets(assets)
@@ -131,7 +135,7 @@ def _load_directives(directory: Path, files: list[FileSummary]) -> list[Directiv
     loaded: list[DirectiveConfig] = []
     ids: set[int] = set()
     for path in sorted(directory.glob("directives_*.json")):
-        parsed = _read(path, DirectivesFile)
+        parsed, sha = _read(path, DirectivesFile)
         enabled = disabled = rules = 0
         for d in parsed.directives:
             if d.disabled:
@@ -147,7 +151,8 @@ def _load_directives(directory: Path, files: list[FileSummary]) -> list[Directiv
             enabled += 1
             rules += len(d.rules)
         files.append(
-            FileSummary(path, "directives", directives=enabled, disabled=disabled, rules=rules)
+            FileSummary(path, "directives", directives=enabled, disabled=disabled, rules=rules,
+                        sha256=sha)
         )
     if not loaded:
         raise ConfigError("cannot load any directive", directory)
@@ -165,7 +170,8 @@ def _load_sources(
 ) -> tuple[PluginSetup, ...]:
     setups: list[PluginSetup] = []
     for path in sorted(directory.glob(pattern)):
-        sources: list[PluginSource] = getattr(_read(path, model), key)
+        parsed, sha = _read(path, model)
+        sources: list[PluginSource] = getattr(parsed, key)
         for source in sources:
             if not source.enabled:
                 continue
@@ -182,5 +188,5 @@ def _load_sources(
                 detail = describe_decode_error(exc, None)
                 raise ConfigError(f"source {source.name!r}: {message}: {detail}", path) from None
             setups.append(PluginSetup(source, config))
-        files.append(FileSummary(path, key.split("_")[0], sources=len(sources)))
+        files.append(FileSummary(path, key.split("_")[0], sources=len(sources), sha256=sha))
     return tuple(setups)

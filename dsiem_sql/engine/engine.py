@@ -86,6 +86,34 @@ class Stats:
     finished: int = 0
 
 
+@dataclass(frozen=True)
+class CompiledConfig:
+    """A loaded config with its directives compiled: pure work that a reload does before it
+    hands the result to the engine (on another thread, so that intake goes on meanwhile)."""
+
+    config: Config
+    directives: tuple[Directive, ...]
+
+    @classmethod
+    def of(cls, config: Config) -> CompiledConfig:
+        return cls(config, tuple(Directive.from_config(d, i)
+                                 for i, d in enumerate(config.directives)))
+
+
+@dataclass(frozen=True)
+class Reloaded:
+    """What `Engine.reload` changed. `retired`: directives no longer in the config that
+    still run live backlogs; `older`: live backlogs that run an earlier definition of their
+    directive (both until those backlogs end)."""
+
+    directives: int
+    added: int
+    changed: int
+    removed: int
+    retired: int
+    older: int
+
+
 def risk_class(risk: int, med_min: int, med_max: int) -> str:
     if risk < med_min:
         return "Low"
@@ -104,9 +132,12 @@ class Engine:
         self.options = options or EngineOptions()
         self.clock = clock
         self.new_id = new_id
-        self.directives = [Directive.from_config(d, i) for i, d in enumerate(config.directives)]
+        self.directives = list(CompiledConfig.of(config).directives)
         self.index = DirectiveIndex(self.directives)
         self._by_id = {d.id: d for d in self.directives}
+        # directives a reload removed, while they run live backlogs; by id
+        self._retired: dict[int, Directive] = {}
+        self._drained: list[Directive] = []  # retired ones whose last backlog ended
         self.backlogs: dict[str, Backlog] = {}
         self.stats = Stats()
         self._deadlines: list[tuple[int, int, int, Backlog]] = []
@@ -138,6 +169,8 @@ class Engine:
     def expire(self, into: Changes | None = None) -> Changes:
         """End every backlog whose current stage timed out by now (SPEC §5.7)."""
         changes = Changes() if into is None else into
+        if self._drained:
+            self._drop_drained()
         limit = self._expiry_limit()
         heap = self._deadlines
         while heap and heap[0][0] < limit:
@@ -175,15 +208,98 @@ class Engine:
     def resume(self, backlogs: list[Backlog], next_seq: int) -> None:
         """Take back the live backlogs and the backlog counter saved earlier."""
         self.next_seq = max(self.next_seq, next_seq)
+        routed: set[int] = set()  # the definitions (alive in `backlogs`) already indexed
         for b in backlogs:
-            self.restore(b)
+            self.restore(b, routed)
 
-    def restore(self, b: Backlog) -> None:
-        """Take back a live backlog saved earlier (its directive must be loaded)."""
-        b.directive.backlogs.add(b)
+    def restore(self, b: Backlog, routed: set[int] | None = None) -> None:
+        """Take back a live backlog saved earlier (its directive must be loaded). It keeps
+        its own definition: the index also routes to it the events of that definition."""
+        d = b.directive
+        d.backlogs.add(b)
+        if b.definition is not d.config and (routed is None or id(b.definition) not in routed):
+            self.index.add(d, [s.rule for s in b.stages])
+            if routed is not None:
+                routed.add(id(b.definition))
         self.backlogs[b.id] = b
         self.next_seq = max(self.next_seq, b.seq + 1)
         self._watch_deadline(b)
+
+    def reload(self, new: Config | CompiledConfig) -> Reloaded:
+        """Take a new config between two events (issue 14).
+
+        New backlogs use the new definitions; live backlogs keep running on the definition
+        and rules they started with until they end. A directive that is gone opens no new
+        backlog, and is dropped once its live ones have ended. The new assets (HOME_NET,
+        values, names, the whitelist) apply to every event from now on.
+        """
+        if isinstance(new, Config):
+            new = CompiledConfig.of(new)
+        current = {d.id: d for d in self.directives}
+        retired = {i: d for i, d in self._retired.items() if d.backlogs}
+        directives: list[Directive] = []
+        changed: list[tuple[Directive, Directive]] = []  # (directive, its new compilation)
+        added = modified = 0
+        for fresh in new.directives:
+            d = current.pop(fresh.id, None)
+            is_new = d is None
+            if is_new:
+                added += 1
+                d = retired.pop(fresh.id, None)  # back again while its backlogs still run
+            if d is None:
+                d = fresh
+            elif d.config != fresh.config:
+                changed.append((d, fresh))
+                modified += not is_new
+            directives.append(d)
+        # nothing is changed above: from here on the engine takes the new config
+        for d, fresh in changed:
+            d.config, d.rules = fresh.config, fresh.rules
+        for position, d in enumerate(directives):
+            d.position, d.retired = position, False
+        for d in current.values():  # removed by this reload
+            d.retired = True
+            if d.backlogs:
+                retired[d.id] = d
+        for position, d in enumerate(retired.values(), len(directives)):
+            d.position = position
+        self.directives, self._retired = directives, retired
+        self._by_id = {d.id: d for d in directives}
+        self._drained = []
+        self.assets = new.config.assets
+        older = self._rebuild_index()
+        return Reloaded(
+            directives=len(directives), added=added, changed=modified,
+            removed=len(current), retired=len(retired), older=older,
+        )
+
+    def _rebuild_index(self) -> int:
+        """Index the directives by their rules and by the older definitions their live
+        backlogs run; returns how many live backlogs run an older definition."""
+        every = [*self.directives, *self._retired.values()]
+        index = DirectiveIndex(every)
+        older = 0
+        for d in every:
+            same: dict[int, bool] = {id(d.config): True}  # definition -> equal to d.config
+            for b in d.backlogs:
+                key = id(b.definition)
+                if key not in same:
+                    same[key] = b.definition == d.config
+                    if not same[key]:
+                        index.add(d, [s.rule for s in b.stages])
+                if not same[key]:
+                    older += 1
+        self.index = index
+        return older
+
+    def _drop_drained(self) -> None:
+        """Forget the directives a reload removed whose last live backlog has ended."""
+        for d in self._drained:
+            if d.retired and not d.backlogs and self._retired.get(d.id) is d:
+                del self._retired[d.id]
+                self.index.remove(d)
+                log.info("directive %d, removed by a reload, has no live backlog left", d.id)
+        self._drained = []
 
     # -- per directive --------------------------------------------------------------------
 
@@ -193,6 +309,8 @@ class Engine:
             consumed = self._offer(b, e, ch) or consumed
         if consumed:
             return True
+        if d.retired:  # removed by a reload: its live backlogs run to their end, no new one
+            return False
         if d.backlogs.used(e.event_id):
             log.debug("skipping backlog creation for event %s, it's used in a backlog",
                       shown(e.event_id))
@@ -357,7 +475,10 @@ class Engine:
     def _close(self, b: Backlog, state: str, ch: Changes) -> None:
         b.state = state
         b.ended_time = self.clock()
-        b.directive.backlogs.remove(b)
+        d = b.directive
+        d.backlogs.remove(b)
+        if d.retired and not d.backlogs:
+            self._drained.append(d)  # dropped from the index at the next expiry sweep
         del self.backlogs[b.id]
         ch.touch(b)
 

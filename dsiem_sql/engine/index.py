@@ -9,8 +9,7 @@ requires, so the cost per event grows neither with the directives nor with the b
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from heapq import merge
 from typing import TYPE_CHECKING
 
@@ -18,23 +17,44 @@ from dsiem_sql.engine.event import Event
 from dsiem_sql.engine.matching import literal_ip
 
 if TYPE_CHECKING:
+    from dsiem_sql.engine.rules import Rule
     from dsiem_sql.engine.state import Backlog, Directive
 
 
 class DirectiveIndex:
+    """Directives by (plugin_id, plugin_sid) and by (product, category), each bucket in load
+    order (`Directive.position`).
+
+    A directive is filed under the keys of its rules, and also under those of the older
+    definitions its live backlogs still run (`add`), so that a reload or a restart never cuts
+    a live backlog off from its events; `remove` takes a directive out.
+    """
+
     def __init__(self, directives: list[Directive]):
-        by_sid: dict[tuple[int, int], list[Directive]] = defaultdict(list)
-        by_taxonomy: dict[tuple[str, str], list[Directive]] = defaultdict(list)
+        self.by_sid: dict[tuple[int, int], list[Directive]] = {}
+        self.by_taxonomy: dict[tuple[str, str], list[Directive]] = {}
+        self._keys: dict[Directive, set[tuple[bool, tuple]]] = {}  # (by sid?, key)
         for d in directives:
-            for r in d.rules:
-                if r.plugin_id and r.plugin_sid:
-                    for sid in r.plugin_sid:
-                        _add(by_sid[(r.plugin_id, sid)], d)
-                if r.product and r.category:
-                    for product in r.product:
-                        _add(by_taxonomy[(product, r.category)], d)
-        self.by_sid = dict(by_sid)
-        self.by_taxonomy = dict(by_taxonomy)
+            self.add(d, d.rules)
+
+    def add(self, d: Directive, rules: Iterable[Rule]) -> None:
+        """File `d` under the keys of `rules` it is not filed under yet."""
+        keys = self._keys.setdefault(d, set())
+        for r in rules:
+            if r.plugin_id and r.plugin_sid:
+                for sid in r.plugin_sid:
+                    _file(self.by_sid, (r.plugin_id, sid), d, keys, True)
+            if r.product and r.category:
+                for product in r.product:
+                    _file(self.by_taxonomy, (product, r.category), d, keys, False)
+
+    def remove(self, d: Directive) -> None:
+        for by_sid, key in self._keys.pop(d, ()):
+            index: dict = self.by_sid if by_sid else self.by_taxonomy
+            bucket = index[key]
+            bucket.remove(d)
+            if not bucket:
+                del index[key]
 
     def lookup(self, e: Event) -> list[Directive]:
         """Directives in load order whose quick check passes for `e`."""
@@ -47,9 +67,20 @@ class DirectiveIndex:
         return by_sid or by_taxonomy
 
 
-def _add(bucket: list[Directive], d: Directive) -> None:
-    if not bucket or bucket[-1] is not d:
+def _file(index: dict, key: tuple, d: Directive, keys: set[tuple[bool, tuple]],
+          by_sid: bool) -> None:
+    if (by_sid, key) in keys:
+        return
+    keys.add((by_sid, key))
+    bucket = index.setdefault(key, [])
+    if bucket and bucket[-1].position > d.position:
+        insort(bucket, d, key=_position)
+    else:
         bucket.append(d)
+
+
+def _position(d: Directive) -> int:
+    return d.position
 
 
 def _seq(b: Backlog) -> int:

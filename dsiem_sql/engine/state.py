@@ -15,12 +15,19 @@ LIVE, FINISHED, EXPIRED = "live", "finished", "expired"
 
 @dataclass(eq=False)
 class Directive:
-    """A loaded directive: its compiled template rules and its live backlogs."""
+    """A loaded directive: its compiled template rules and its live backlogs.
+
+    A reload that changes the directive gives it its new `config` and `rules`, for the
+    backlogs it opens from then on; its live backlogs keep running on the definition and
+    rules they started with (`Backlog.definition`, `Stage.rule`). A reload that removes it
+    makes it `retired`: it opens no backlog, and is dropped when its last live one ends.
+    """
 
     config: DirectiveConfig
     rules: tuple[Rule, ...]
     position: int
     backlogs: LiveBacklogs = field(default_factory=LiveBacklogs, repr=False)
+    retired: bool = False
 
     @classmethod
     def from_config(cls, config: DirectiveConfig, position: int) -> Directive:

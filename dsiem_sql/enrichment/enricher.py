@@ -57,9 +57,11 @@ class Enricher:
         self.private_ips = private_ips
         self.timeout = timeout
         self._slots = asyncio.Semaphore(concurrency)
-        self._cache: dict[tuple[int, str], tuple[float, list[Record]]] = {}
+        # keyed by the checker itself (its name and config), so that a reload that keeps a
+        # source keeps its answers, and one that changes it starts afresh
+        self._cache: dict[tuple[Checker, str], tuple[float, list[Record]]] = {}
         # requests under way: a concurrent lookup of the same (checker, term) waits for it
-        self._inflight: dict[tuple[int, str], asyncio.Future[list[Record]]] = {}
+        self._inflight: dict[tuple[Checker, str], asyncio.Future[list[Record]]] = {}
         self._client: httpx.AsyncClient | None = None
 
     def __bool__(self) -> bool:
@@ -70,30 +72,38 @@ class Enricher:
             self._client = httpx.AsyncClient(timeout=self.timeout)
         return self
 
+    def use(self, checkers: list[Checker]) -> None:
+        """The sources of a reloaded config, for the lookups started from now on (those under
+        way finish with the sources they started with)."""
+        self.checkers = checkers
+        if checkers and self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout)
+
     async def __aexit__(self, *exc: object) -> None:
         if self._client is not None:
             await self._client.aclose()
 
     async def lookup(
-        self, ips: Sequence[str], sockets: Sequence[str]
+        self, ips: Sequence[str], sockets: Sequence[str], checkers: Sequence[Checker] | None = None
     ) -> tuple[list[Record], list[Record]]:
-        """(intel hits, vulnerabilities) for these addresses and `ip:port` terms."""
+        """(intel hits, vulnerabilities) for these addresses and `ip:port` terms, from
+        `checkers` (by default the current ones)."""
         jobs = []
-        for index, checker in enumerate(self.checkers):
+        for checker in self.checkers if checkers is None else checkers:
             terms = ips if checker.kind == "intel" else sockets
             for term in terms:
                 address = term.rpartition(":")[0].strip("[]") if checker.kind == "vuln" else term
                 if checker.kind == "intel" and not self.private_ips and not is_global(address):
                     continue
-                jobs.append(self._check(index, checker, term))
+                jobs.append(self._check(checker, term))
         intel: list[Record] = []
         vulns: list[Record] = []
         for checker_kind, records in await asyncio.gather(*jobs):
             (intel if checker_kind == "intel" else vulns).extend(records)
         return intel, vulns
 
-    async def _check(self, index: int, checker: Checker, term: str) -> tuple[str, list[Record]]:
-        key = (index, term)
+    async def _check(self, checker: Checker, term: str) -> tuple[str, list[Record]]:
+        key = (checker, term)
         cached = self._cache.get(key)
         if cached is not None and cached[0] > time.monotonic():
             return checker.kind, cached[1]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from dsiem_sql.engine import Backlog, Changes, Engine
-from dsiem_sql.enrichment.enricher import Enricher
+from dsiem_sql.enrichment.enricher import Checker, Enricher
 
 Result = tuple[Backlog, list[tuple[str, str, str]], list[tuple[str, str, str]]]
 
@@ -20,18 +20,21 @@ class Lookups:
         self.done: list[Result] = []
 
     def start(self, changes: Changes) -> None:
-        """Start the lookups `changes` asked for (a no-op without intel or vuln sources)."""
+        """Start the lookups `changes` asked for (a no-op without intel or vuln sources), with
+        the sources configured now."""
         if self.enricher:
+            checkers = self.enricher.checkers
             for b in changes.lookups.values():
                 ips = list(b.ips())
                 sockets = list(dict.fromkeys([*b.src_sockets, *b.dst_sockets]))
-                task = self.tasks.create_task(self._run(b, ips, sockets))
+                task = self.tasks.create_task(self._run(b, ips, sockets, checkers))
                 self.pending.add(task)
                 task.add_done_callback(self.pending.discard)
         changes.lookups.clear()
 
-    async def _run(self, b: Backlog, ips: list[str], sockets: list[str]) -> None:
-        intel, vulns = await self.enricher.lookup(ips, sockets)
+    async def _run(self, b: Backlog, ips: list[str], sockets: list[str],
+                   checkers: list[Checker]) -> None:
+        intel, vulns = await self.enricher.lookup(ips, sockets, checkers)
         self.done.append((b, intel, vulns))
 
     def apply(self, engine: Engine, into: Changes) -> None:

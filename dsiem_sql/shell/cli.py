@@ -430,6 +430,25 @@ def _size(option: str, text: str) -> int:
     return int(value) if value > 0 else -1
 
 
+@app.command("reload")
+def reload_command(
+    db: Annotated[Path, typer.Option("--db", envvar="DSIEM_DB",
+                                     help="The database of the serve to reload.")],
+    timeout: Annotated[float, typer.Option(
+        "--timeout", min=1, help="Seconds to wait for the outcome.")] = 120,
+) -> None:
+    """Make the serve that holds DB reload its config (SIGHUP); print the outcome."""
+    from dsiem_sql.shell.reload import ReloadCommandError, reload_serve
+
+    try:
+        result = reload_serve(db, timeout)
+    except (ReloadCommandError, StoreError) as exc:
+        raise fail(str(exc)) from None
+    if not result.ok:
+        raise fail(f"reload refused: {result.message}")
+    typer.echo(f"reloaded: {result.message}")
+
+
 @app.command("import-backlogs")
 def import_backlogs_command(
     paths: Annotated[list[Path], typer.Argument(

@@ -32,6 +32,10 @@ class Intake:
         self._items.append(payload)
         self._ready.set()
 
+    def wake(self) -> None:
+        """Make `wait` return now, without an event (the worker has something else to do)."""
+        self._ready.set()
+
     def close(self) -> None:
         """Stop taking events; what is queued can still be taken."""
         self._closed = True

@@ -507,6 +507,7 @@ class StreamService(Service):
                         self._report_lost(self.fed + 1, self.fed + 1 + lost)
                 self._take(msg, seq, stamp, correlator, overload)
             self.counters.proc_seconds += time.perf_counter() - started
+            self.reloader.take_pending()  # a reloaded config, between two events
             now = self.monotonic()
             if now >= next_expiry:
                 if not consumer.pending and self.clock.advance(wall_clock()):

@@ -1,10 +1,11 @@
-"""Prometheus metrics and `/healthz`, served by a small asyncio HTTP server."""
+"""Prometheus metrics, `/healthz` and `POST /-/reload`, served by a small asyncio HTTP server."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from http import HTTPStatus
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -27,7 +28,10 @@ GAUGES = {
     "backlogs": ("dsiem_backlogs", "Live backlogs"),
     "last_commit": ("dsiem_last_commit_timestamp_seconds",
                     "Unix time of the last successful commit (0: none since start)"),
+    "last_reload_successful": ("dsiem_config_last_reload_successful",
+                               "Whether the last config reload succeeded (1 until one fails)"),
 }
+RELOADS = ("dsiem_config_reloads", "Config reloads asked for (SIGHUP, POST /-/reload), by result")
 
 # only with --intake jetstream
 STREAM_COUNTERS = {
@@ -72,13 +76,22 @@ class Metrics(Collector):
         for key, (name, text) in STREAM_GAUGES.items():
             if key in values:
                 yield GaugeMetricFamily(name, text, value=values[key])
+        reloads = CounterMetricFamily(*RELOADS, labels=["result"])
+        for result in ("success", "failure"):
+            reloads.add_metric([result], values[f"reloads_{result}"])
+        yield reloads
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
 
-async def serve_metrics(metrics: Metrics, host: str, port: int, healthy) -> asyncio.Server:
-    """GET /metrics (Prometheus text) and GET /healthz (200 when `healthy()` else 503)."""
+Reload = Callable[[str], Awaitable[tuple[int, str]]]
+
+
+async def serve_metrics(metrics: Metrics, host: str, port: int, healthy,
+                        reload: Reload | None = None) -> asyncio.Server:
+    """GET /metrics (Prometheus text), GET /healthz (200 when `healthy()` else 503), and
+    POST /-/reload: the HTTP status and message `reload` answers."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -86,6 +99,7 @@ async def serve_metrics(metrics: Metrics, host: str, port: int, healthy) -> asyn
             while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
                 pass
             parts = request.decode("latin-1").split()
+            method = parts[0] if parts else ""
             path = parts[1] if len(parts) > 1 else "/"
             if path == "/metrics":
                 status, body, kind = "200 OK", metrics.render(), CONTENT_TYPE_LATEST
@@ -93,6 +107,13 @@ async def serve_metrics(metrics: Metrics, host: str, port: int, healthy) -> asyn
                 ok = healthy()
                 status = "200 OK" if ok else "503 Service Unavailable"
                 body, kind = (b"ok\n" if ok else b"not ready\n"), "text/plain"
+            elif path == "/-/reload" and reload is not None:
+                if method == "POST":
+                    code, message = await reload("POST /-/reload")
+                    status, body = f"{code} {HTTPStatus(code).phrase}", f"{message}\n".encode()
+                else:
+                    status, body = "405 Method Not Allowed", b"use POST to reload\n"
+                kind = "text/plain; charset=utf-8"
             else:
                 status, body, kind = "404 Not Found", b"not found\n", "text/plain"
             writer.write(

@@ -22,7 +22,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dsiem_sql.config import load_config
-from dsiem_sql.engine import Changes, Engine, EngineOptions, Event, InvalidEvent, decode_event
+from dsiem_sql.engine import (
+    Changes,
+    CompiledConfig,
+    Engine,
+    EngineOptions,
+    Event,
+    InvalidEvent,
+    Reloaded,
+    decode_event,
+)
 from dsiem_sql.engine.engine import wall_clock
 from dsiem_sql.enrichment.enricher import Enricher, checkers
 from dsiem_sql.enrichment.lookups import Lookups
@@ -34,6 +43,7 @@ from dsiem_sql.shell.intake import Intake
 from dsiem_sql.shell.logs import RateLimitedLog
 from dsiem_sql.shell.metrics import Metrics, serve_metrics
 from dsiem_sql.shell.overload import Overload
+from dsiem_sql.shell.reload import Reloader, ReloadResult, Sources, describe, record
 from dsiem_sql.shell.watchdog import Counters, Queue, Watchdog
 from dsiem_sql.store.errors import StoreError
 
@@ -92,6 +102,8 @@ class Service:
         self.counters = Counters()
         self.invalid_log = RateLimitedLog(log, "invalid events")
         self.metrics = Metrics(self._live)
+        self.reloader = Reloader(Sources(options.configs, options.node, options.frontend,
+                                         options.frontend_timeout, options.max_config_size))
         self.ready = False
         self.engine: Engine | None = None
         self.bus: Bus | None = None
@@ -126,12 +138,17 @@ class Service:
             "queue_length": len(self.queue),
             "backlogs": len(self.engine.backlogs) if self.engine else 0,
             "last_commit": self.store.last_commit if self.store else 0.0,
+            "reloads_success": self.reloader.succeeded,
+            "reloads_failure": self.reloader.failed,
+            "last_reload_successful": int(self.reloader.last_ok),
         }
 
     async def run(self, stop: asyncio.Event) -> None:
         from dsiem_sql.store.store import Store
 
         o = self.options
+        started, clock = time.time(), time.perf_counter()
+        downloaded = ""
         if o.frontend:
             count = await download_config(
                 o.frontend, o.node, o.configs, deadline=o.frontend_timeout,
@@ -140,15 +157,20 @@ class Service:
             if count is None:
                 return
             log.info("downloaded %d config files from %s", count, o.frontend)
+            downloaded = f"downloaded {count} files from {o.frontend}; "
         config = load_config(o.configs)
         engine = self.engine = Engine(config, self.engine_options, clock=self._engine_clock())
-        store = Store(o.db, o.logs, o.db_sync, retry_window=o.db_retry_window)  # type: ignore[arg-type]
+        loaded = ReloadResult(True, downloaded + describe(o.configs, config))
+        store = Store(o.db, o.logs, o.db_sync, retry_window=o.db_retry_window,  # type: ignore[arg-type]
+                      role="serve")
         await store.open()
         self.store = store
         metrics_server = None
         bus = self.bus = self._bus()
         failed = False
         try:
+            await store.record_reload(record(started, time.perf_counter() - clock, "start",
+                                             o.configs, loaded, config))
             resumed = await store.resume(engine.directive, self.source,
                                          with_backlogs=o.reload_backlogs)
             engine.resume(resumed.backlogs, resumed.next_seq)
@@ -161,7 +183,8 @@ class Service:
             await store.prune(wall_clock() - o.retention_days * DAY)
             if o.metrics_port is not None:
                 metrics_server = await serve_metrics(
-                    self.metrics, o.metrics_host, o.metrics_port, self.healthy
+                    self.metrics, o.metrics_host, o.metrics_port, self.healthy,
+                    self.reloader.reload,
                 )
             settle_memory()
             if not await bus.start(stop) or not await self._open_intake(stop):
@@ -185,7 +208,7 @@ class Service:
                 metrics_server.close()
         log.info("stopped: %d events processed", self.counters.processed)
 
-    async def _serve(self, engine: Engine, store, bus: Bus, enricher: Enricher,
+    async def _serve(self, engine: Engine, store: Store, bus: Bus, enricher: Enricher,
                      stop: asyncio.Event) -> None:
         """Correlate until `stop`; then drain the queue and the lookups, and commit. A task
         that fails stops the others and the service (`ServiceFailed`)."""
@@ -203,6 +226,13 @@ class Service:
                     tasks.create_task(overload.run(), name="overload"),
                     tasks.create_task(watchdog.run(), name="watchdog"),
                 ]
+
+                def take(compiled: CompiledConfig) -> Reloaded:  # on the worker's task
+                    enricher.use(checkers(compiled.config.intel, compiled.config.vuln))
+                    return engine.reload(compiled)
+
+                reloading = tasks.create_task(
+                    self.reloader.run(store, take, self.queue.wake), name="reloader")
                 self.turned = self.monotonic()
                 self.worker = tasks.create_task(self._work(correlator, overload), name="worker")
                 self.ready = True
@@ -211,6 +241,8 @@ class Service:
                 self.ready = False
                 await self._stop_intake()
                 await self.worker
+                self.reloader.stop()
+                await reloading
                 for task in helpers:
                     task.cancel()
         except Exception as failure:  # the TaskGroup's ExceptionGroup
@@ -283,6 +315,7 @@ class Service:
                         overload.signal()
                     self.counters.processed += 1
             self.counters.proc_seconds += time.perf_counter() - started
+            self.reloader.take_pending()  # a reloaded config, between two events
             now = self.monotonic()
             if now >= next_expiry:
                 correlator.expire()
@@ -318,18 +351,20 @@ class Service:
 
 
 def run_service(options: ServeOptions, engine_options: EngineOptions) -> None:
-    """Run until SIGTERM, SIGINT or SIGHUP; then drain, commit and return. Raises
-    `ServiceFailed` when a fault stopped the service."""
+    """Run until SIGTERM or SIGINT; then drain, commit and return. SIGHUP reloads the config
+    (Dsiem's backends stop on it). Raises `ServiceFailed` when a fault stopped the service."""
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        service = Service
+        service_class = Service
         if options.intake == "jetstream":
-            from dsiem_sql.shell.jetstream import StreamService as service
-        await service(options, engine_options).run(stop)
+            from dsiem_sql.shell.jetstream import StreamService as service_class
+        service = service_class(options, engine_options)
+        loop.add_signal_handler(signal.SIGHUP, service.reloader.on_sighup)
+        await service.run(stop)
 
     asyncio.run(main())
 

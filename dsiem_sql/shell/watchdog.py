@@ -14,12 +14,15 @@ log = logging.getLogger(__name__)
 
 
 class Queue(Protocol):
-    """What the watchdog reads of an intake (`Intake`, or the JetStream consumer)."""
+    """What the service reads of an intake (`Intake`, or the JetStream consumer)."""
 
     received: int
     dropped: int
 
     def __len__(self) -> int: ...
+
+    def wake(self) -> None:
+        """Make the worker's wait for events return now."""
 
 
 @dataclass

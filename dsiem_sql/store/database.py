@@ -7,9 +7,11 @@ See docs/schema.md for what each guarantees on a process crash and on power loss
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(dsiem_sql.migrations.__file__).parent
 # The newest migration (a test checks it against alembic's head). A database already at it
 # opens without loading alembic and SQLAlchemy.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 5000
 Sync = Literal["normal", "full"]
@@ -156,10 +158,15 @@ def upgrade(path: Path, sync: Sync = "normal") -> str:
 
 
 class WriterLock:
-    """An exclusive lock that makes one process the only writer of a database."""
+    """An exclusive lock that makes one process the only writer of a database.
 
-    def __init__(self, path: Path):
+    While held, the lock file says who holds it: `<pid> <start time> <role>` (the start time
+    of the process, from /proc, tells a live holder from a reused pid), so that `dsiem-sql
+    reload` can find the `serve` of a database."""
+
+    def __init__(self, path: Path, role: str = ""):
         self.path = Path(f"{path}.lock")
+        self.role = role
         self._fd: int | None = None
 
     def acquire(self, database: Path) -> None:
@@ -176,8 +183,60 @@ class WriterLock:
                 f"{database}: database is locked by another dsiem-sql writer"
             ) from None
         self._fd = fd
+        pid = os.getpid()
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{pid} {process_start(pid)} {self.role}\n".encode(), 0)
+        except OSError as exc:
+            self.release()
+            raise cannot_write(Path(database), f"write lock file {self.path}", exc) from None
 
     def release(self) -> None:
         if self._fd is not None:
+            # nobody holds it any more (if this fails, `lock_holder` checks the process)
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
             os.close(self._fd)
             self._fd = None
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    pid: int
+    role: str  # "serve", ... ("" for the other writers)
+
+
+def lock_holder(database: Path) -> LockHolder | None:
+    """The process that holds the writer lock of `database`, as its lock file names it, if
+    that process is still running here (same pid and start time); else None."""
+    path = Path(f"{database}.lock")
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read: {exc.strerror}") from None
+    fields = text.split(maxsplit=2)
+    if len(fields) < 2 or not fields[0].isdigit():
+        return None  # released, or being written
+    pid, started = int(fields[0]), fields[1]
+    if started == "-":  # written where there is no /proc: only ask whether the pid lives
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+    elif process_start(pid) != started:
+        return None  # gone (its pid may be another process's now), or in another container
+    return LockHolder(pid, fields[2].strip() if len(fields) > 2 else "")
+
+
+def process_start(pid: int) -> str:
+    """When process `pid` started, in clock ticks since boot (/proc/PID/stat); "" when
+    there is no such process, "-" when this system has no /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "" if Path("/proc/self/stat").exists() else "-"
+    return stat.rpartition(")")[2].split()[19]

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -131,5 +132,29 @@ engine_state = Table(
     Column("value", Integer, nullable=False),
 )
 
+reloads = Table(
+    "reloads",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("started", Float, nullable=False),  # Unix time (wall clock), with fractions
+    Column("seconds", Float, nullable=False),
+    Column("trigger", Text, nullable=False),
+    Column("result", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("configs", Text, nullable=False),
+    CheckConstraint("result IN ('success', 'failure')", name="reload_result"),
+    Index("ix_reloads_started", "started"),
+)
+
+reload_files = Table(
+    "reload_files",
+    metadata,
+    Column("reload_id", Integer, ForeignKey("reloads.id", ondelete="CASCADE"), nullable=False),
+    Column("file", Text, nullable=False),
+    Column("sha256", Text, nullable=False),
+    PrimaryKeyConstraint("reload_id", "file"),
+)
+
 # Created by the migrations (SQLAlchemy Core does not model views); see docs/schema.md.
-VIEWS = ("live_backlogs", "alarms", "alarm_events", "alarm_intel", "alarm_vulns")
+VIEWS = ("live_backlogs", "alarms", "alarm_events", "alarm_intel", "alarm_vulns",
+         "config_reloads")

@@ -11,6 +11,7 @@ import logging
 import os
 import sqlite3
 import time
+import weakref
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -48,6 +49,22 @@ def insert_sql(table: str, columns: tuple[str, ...], conflict: str = "") -> str:
 UPSERT_STATE = insert_sql("engine_state", ("key", "value"), "key")
 UPSERT_PROGRESS = insert_sql("input_progress", ("source", "line", "offset"), "source")
 UPSERT_OUTPUT = insert_sql("output_files", ("file", "path", "size", "written_seq"), "file")
+INSERT_RELOAD = insert_sql(
+    "reloads", ("started", "seconds", "trigger", "result", "message", "configs"))
+INSERT_RELOAD_FILE = insert_sql("reload_files", ("reload_id", "file", "sha256"))
+
+
+@dataclass(frozen=True)
+class ReloadRecord:
+    """One row of `reloads` and its files: (name, sha256)."""
+
+    started: float  # Unix time
+    seconds: float
+    trigger: str
+    result: str  # success or failure
+    message: str
+    configs: str
+    files: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -71,19 +88,23 @@ class Store:
         out_dir: Path | str | None,
         sync: Sync = "normal",
         retry_window: float = 0.0,
+        role: str = "",
     ):
         """`out_dir` holds the output files; None for tools that write no output line
         (they then leave the outbox alone). A write that fails with a fault that can pass
-        is retried with backoff for `retry_window` seconds before its error is raised."""
+        is retried with backoff for `retry_window` seconds before its error is raised.
+        `role` ("serve") is written in the lock file, for `dsiem-sql reload`."""
         self.path = Path(path)
         self.sync = sync
         self.retry_window = retry_window
         self.out = None if out_dir is None else Appender(out_dir, fsync=sync == "full")
         self.last_commit = 0.0  # wall-clock time of the last successful commit
         self._writer: Writer | None = None
-        self._lock = WriterLock(self.path)
+        self._lock = WriterLock(self.path, role)
         self._versions: dict[str, int] = {}  # definition sha -> directive_versions.id
-        self._version_of: dict[int, int] = {}  # id(DirectiveConfig) -> directive_versions.id
+        # id(DirectiveConfig) -> its directive_versions.id, while that definition lives (a
+        # reload lets old definitions go, and a new one may then get the same id)
+        self._version_of = VersionOf()
         # (backlog id, stage) -> rows.stage_mark of the row last written, to skip unchanged ones
         self._stage_marks: dict[tuple[str, int], tuple] = {}
         self._unconfirmed = False  # output lines appended since positions were recorded
@@ -147,7 +168,9 @@ class Store:
         return found.backlogs
 
     def _resumed(self, backlogs: list[Backlog], versions: dict[int, int]) -> None:
-        self._version_of.update(versions)
+        definitions = {id(b.definition): b.definition for b in backlogs}
+        for key, definition in definitions.items():
+            self._version_of.remember(definition, versions[key])
         for b in backlogs:
             for stage in b.stages:
                 self._stage_marks[(b.id, stage.number)] = rows.stage_mark(stage)
@@ -262,6 +285,21 @@ class Store:
         versions.keep()
         return present
 
+    async def record_reload(self, reload: ReloadRecord) -> int:
+        """Record a config load or reload, with the sha256 of each file; returns its id."""
+
+        def job(con: sqlite3.Connection) -> int:
+            cursor = con.execute(INSERT_RELOAD, (
+                reload.started, reload.seconds, reload.trigger, reload.result,
+                reload.message, reload.configs,
+            ))
+            assert cursor.lastrowid is not None
+            con.executemany(INSERT_RELOAD_FILE,
+                            [(cursor.lastrowid, f, sha) for f, sha in reload.files])
+            return cursor.lastrowid
+
+        return await self.writer.transaction("record the config reload", job)
+
     async def prune(self, before: int) -> int:
         """Delete ended backlogs (and their stages and event links) ended before `before`."""
 
@@ -300,6 +338,31 @@ class Store:
             self._lock.release()
 
 
+class VersionOf:
+    """The `directive_versions` id of each definition object, by its `id()`, for as long as
+    the object lives: an entry goes when its definition is freed, before another object
+    can get the same `id()`."""
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[weakref.ref[DirectiveConfig], int]] = {}
+
+    def get(self, definition: DirectiveConfig) -> int | None:
+        entry = self._entries.get(id(definition))
+        return None if entry is None else entry[1]
+
+    def remember(self, definition: DirectiveConfig, version: int) -> None:
+        key, entries = id(definition), self._entries
+
+        def gone(ref: weakref.ref[DirectiveConfig]) -> None:
+            if entries.get(key, (None, 0))[0] is ref:
+                del entries[key]
+
+        entries[key] = (weakref.ref(definition, gone), version)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class Versions:
     """The `directive_versions` ids of one transaction's definitions. New rows become known
     to the store (`keep`) only once their transaction committed."""
@@ -307,13 +370,16 @@ class Versions:
     def __init__(self, store: Store):
         self.by_sha, self.by_object = store._versions, store._version_of
         self.new_by_sha: dict[str, int] = {}
-        self.new_by_object: dict[int, int] = {}
+        # id(definition) -> (the definition, kept alive until `keep`, its version id)
+        self.new_by_object: dict[int, tuple[DirectiveConfig, int]] = {}
 
     def of(self, con: sqlite3.Connection, definition: DirectiveConfig) -> int:
+        known = self.by_object.get(definition)
+        if known is not None:
+            return known
         key = id(definition)
-        version = self.by_object.get(key) or self.new_by_object.get(key)
-        if version is not None:
-            return version
+        if key in self.new_by_object:
+            return self.new_by_object[key][1]
         text = rows.definition_json(definition)
         sha = rows.definition_sha(text)
         version = self.by_sha.get(sha) or self.new_by_sha.get(sha)
@@ -324,12 +390,13 @@ class Versions:
             )
             assert cursor.lastrowid is not None
             version = self.new_by_sha[sha] = cursor.lastrowid
-        self.new_by_object[key] = version
+        self.new_by_object[key] = (definition, version)
         return version
 
     def keep(self) -> None:
         self.by_sha.update(self.new_by_sha)
-        self.by_object.update(self.new_by_object)
+        for definition, version in self.new_by_object.values():
+            self.by_object.remember(definition, version)
 
 
 @lru_cache(maxsize=64)
@@ -353,4 +420,4 @@ def _insert_rows(
         con.execute(insert_rows_sql(table, columns, conflict), (rows_json,))
 
 
-__all__ = ["Batch", "Resumed", "Store"]
+__all__ = ["Batch", "ReloadRecord", "Resumed", "Store"]

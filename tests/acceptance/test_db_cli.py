@@ -29,6 +29,18 @@ def test_db_upgrade_then_replay_into_the_database(tmp_path):
     assert (tmp_path / "out" / "siem_alarms.json").stat().st_size > 0
 
 
+def test_reload_needs_a_running_serve_and_reloads_are_a_view(tmp_path):
+    db = tmp_path / "dsiem.db"
+    assert cli("db", "upgrade", "--db", db).returncode == 0
+    reload = cli("reload", "--db", db)
+    assert reload.returncode == 1
+    assert reload.stderr.startswith(f"error: {db}: no dsiem-sql serve is running with this "
+                                    "database here")
+    view = cli("sql", "--db", db, "--format", "csv", "SELECT * FROM config_reloads")
+    assert view.returncode == 0, view.stderr
+    assert view.stdout.split() == ["reload_id,time,trigger,result,message,configs,files,seconds"]
+
+
 @pytest.mark.skipif(INSTALLED_CLI is None, reason="runs against an installed wheel only "
                     "(scripts/test-wheel sets DSIEM_SQL_TEST_CLI)")
 def test_the_installed_wheel_is_what_is_tested():

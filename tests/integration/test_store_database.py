@@ -116,7 +116,7 @@ def test_db_upgrade_creates_tables_and_views_and_is_idempotent(tmp_path):
     found = objects(db)
     assert found["table"] == TABLES | {"alembic_version"}
     assert found["view"] == {"live_backlogs", "alarms", "alarm_events", "alarm_intel",
-                             "alarm_vulns"} == set(VIEWS)
+                             "alarm_vulns", "config_reloads"} == set(VIEWS)
     assert query(db, "SELECT version_num FROM alembic_version") == [(head_revision(),)]
     # the views compile against the tables (a broken view fails only when used)
     for view in VIEWS:

@@ -15,7 +15,7 @@ from dsiem_sql.config.assets import Asset, Assets
 from dsiem_sql.config.loader import Config
 from dsiem_sql.config.models import DirectiveConfig
 from dsiem_sql.config.validate import validate_directive
-from dsiem_sql.engine import Changes, Engine, EngineOptions, decode_event
+from dsiem_sql.engine import Changes, Engine, EngineOptions, Reloaded, decode_event
 from dsiem_sql.engine.alarm import render_link
 from dsiem_sql.shell.correlator import Correlator, EventClock
 
@@ -81,6 +81,10 @@ class Harness:
         )
         self.correlator = Correlator(self.engine, clock=self.clock)
         self.changes = Changes()
+
+    def reload(self, directives, asset_rows=TESTING_ASSETS) -> Reloaded:
+        """A new config between two events, as `serve` takes it on a reload."""
+        return self.engine.reload(Config(directives=tuple(directives), assets=assets(asset_rows)))
 
     def feed(self, *events) -> Changes:
         for e in events:
