@@ -28,7 +28,11 @@ from jskit import (
     stream_leader,
 )
 from kit import cli, directive, event, rule, wait_until
-from servekit import Serve
+from scenario import wait_metric
+from servekit import Serve, publish
+from test_serve_reload import DIRECTIVES as RELOAD_DIRECTIVES
+from test_serve_reload import directives_file, flood, group, stage2_counts
+from test_serve_reload import write_configs as reload_configs
 
 
 def committed_sequence(node: Serve) -> int:
@@ -308,3 +312,21 @@ def test_a_server_without_jetstream_is_an_error(tmp_path, nats_server):
                "--intake", "jetstream", timeout=60)
     assert proc.returncode == 1
     assert "does not have JetStream enabled" in proc.stderr
+
+
+def test_sighup_reloads_the_config_with_the_jetstream_intake(tmp_path, js_nats, node_on):
+    """The JetStream worker takes a reload between two messages, as the core one does."""
+    configs = reload_configs(tmp_path / "reload-configs", flood(3))
+    node = node_on(js_nats.url, configs=configs).start()
+    publish(js_nats.url, group(1)[:2])
+    node.wait_for("SELECT count(*) FROM stage_events", [(2,)])
+    (configs / RELOAD_DIRECTIVES).write_bytes(directives_file(flood(5)))
+
+    assert node.proc is not None
+    node.proc.send_signal(signal.SIGHUP)
+    wait_metric(node, 'dsiem_config_reloads_total{result="success"}', 1)
+    publish(js_nats.url, group(2)[:1] + group(1)[2:] + group(2)[1:])
+    node.wait_for("SELECT count(*) FROM backlogs WHERE state = 'finished'", [(2,)])
+    assert stage2_counts(node) == [("finished", 3, 3), ("finished", 5, 5)]
+    assert node.stop() == 0
+    assert node.errors() == []
