@@ -41,7 +41,14 @@ from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
 from dsiem_sql.engine import Changes
 from dsiem_sql.engine.engine import wall_clock
-from dsiem_sql.shell.bus import EVENTS_SUBJECT, Bus, NatsConfigError, StreamOptions
+from dsiem_sql.shell.bus import (
+    EVENTS_SUBJECT,
+    Bus,
+    Delivery,
+    NatsClient,
+    NatsConfigError,
+    StreamOptions,
+)
 from dsiem_sql.shell.correlator import Correlator, EventClock
 from dsiem_sql.shell.overload import Overload
 from dsiem_sql.shell.service import DAY, TAKE, Service
@@ -102,14 +109,14 @@ class Consumer:
     """The durable pull consumer of one node on the stream, and the messages it delivered that
     the worker has not taken yet (at most `WINDOW`: the rest waits in the stream)."""
 
-    def __init__(self, client: Client, options: StreamOptions, node: str):
+    def __init__(self, client: NatsClient, options: StreamOptions, node: str):
         self.client = client
         self.js = client.jetstream(timeout=API_TIMEOUT)
         self.stream = options.stream
         self.options = options
         self.name = f"dsiem-sql-{node}"
         self.next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self.name}"
-        self.buffer: deque[Msg] = deque()
+        self.buffer: deque[Delivery] = deque()
         self.received = 0
         self.dropped = 0  # never: the watchdog's field
         self.credit = 0  # messages asked for and not delivered yet
@@ -237,13 +244,12 @@ class Consumer:
         """A new inbox: deliveries asked for by earlier requests are not taken any more."""
         if self._sub is not None:
             with contextlib.suppress(nats.errors.Error):
-                await self._sub.unsubscribe()
+                await self.client.unsubscribe_fast(self._sub)
         self.buffer.clear()
         self.credit = 0
         self.heard = time.monotonic()
         self.inbox = self.client.new_inbox()
-        self._sub = await self.client.subscribe(
-            self.inbox, cb=self._on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1)
+        self._sub = await self.client.subscribe_fast(self.inbox, self._delivered, self._on_msg)
 
     async def reset(self, start: int, why: str) -> None:
         """Create the consumer anew at `start` (retrying until it works or the intake is
@@ -275,16 +281,22 @@ class Consumer:
 
     # -- pulling ------------------------------------------------------------------------------
 
-    async def _on_msg(self, msg: Msg) -> None:
+    def _delivered(self, delivery: Delivery) -> None:
         self.heard = time.monotonic()
+        self.buffer.append(delivery)
+        self.received += 1
+        self.credit -= 1
+        self._ready.set()
+
+    async def _on_msg(self, msg: Msg) -> None:
+        """A message with headers: a status (heartbeat, end of a request), or an event
+        published with headers (a message id)."""
         headers = msg.headers
         status = headers.get(api.Header.STATUS) if headers else None
         if status is None:
-            self.buffer.append(msg)
-            self.received += 1
-            self.credit -= 1
-            self._ready.set()
+            self._delivered(Delivery(msg.data, msg.reply))
             return
+        self.heard = time.monotonic()
         if status == "100":  # idle heartbeat
             return
         assert headers is not None
@@ -330,7 +342,7 @@ class Consumer:
             return None
         return True
 
-    def take(self, limit: int) -> list[Msg]:
+    def take(self, limit: int) -> list[Delivery]:
         n = min(limit, len(self.buffer))
         taken = [self.buffer.popleft() for _ in range(n)]
         if not self.buffer and not self.closed:
@@ -353,7 +365,7 @@ class Consumer:
         self._ready.set()
         if self._sub is not None:
             with contextlib.suppress(nats.errors.Error):
-                await self._sub.unsubscribe()
+                await self.client.unsubscribe_fast(self._sub)
             self._sub = None
 
 
@@ -387,9 +399,9 @@ class StreamService(Service):
         self.lost = 0  # events the stream's limits deleted before they were processed
         self.redelivered = 0  # messages skipped as delivered again
         self.last_stamp = 0  # stream timestamp (ns) of the last message taken
-        self._commits: deque[tuple[int, Msg | None]] = deque()  # (sequence, its message)
-        self._written: Msg | None = None  # the last message of the last commit written
-        self._acked: Msg | None = None
+        self._commits: deque[tuple[int, Delivery | None]] = deque()  # (sequence, its message)
+        self._written: Delivery | None = None  # the last message of the last commit written
+        self._acked: Delivery | None = None
         self._start: int | None = None
 
     # -- the hooks of Service ----------------------------------------------------------------
@@ -534,9 +546,9 @@ class StreamService(Service):
             self.invalid_log.flush()
             await asyncio.sleep(0)
 
-    _last: Msg | None = None  # the last message handed to the correlator
+    _last: Delivery | None = None  # the last message handed to the correlator
 
-    def _take(self, msg: Msg, seq: int, stamp: int, correlator: Correlator,
+    def _take(self, msg: Delivery, seq: int, stamp: int, correlator: Correlator,
               overload: Overload) -> None:
         """Correlate the message after the last one, as of the time NATS stored it."""
         self.fed, self._last, self.last_stamp = seq, msg, stamp
