@@ -129,14 +129,19 @@ def _load(configs: Path) -> Config:
         raise fail(str(exc)) from None
 
 
-def engine_settings(**given: object) -> EngineSettings:
-    """The settings given by flag or variable, the defaults for the others, checked."""
+def engine_settings(ctx: typer.Context) -> EngineSettings:
+    """The engine settings among the command's options: those given by flag or variable,
+    the defaults for the others, checked."""
     from pydantic import ValidationError
 
     from dsiem_sql.shell.settings import EngineSettings
 
+    given = ctx.params
     try:
-        return EngineSettings.model_validate({k: v for k, v in given.items() if v is not None})
+        return EngineSettings.model_validate({
+            name: given[name] for name in EngineSettings.model_fields
+            if given.get(name) is not None
+        })
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in err["loc"])
@@ -164,6 +169,7 @@ def validate(configs: ConfigsOpt) -> None:
 
 @app.command("replay")
 def replay_command(
+    ctx: typer.Context,
     file: Annotated[str, typer.Argument(help="JSON-lines event file, or - for stdin.")],
     configs: ConfigsOpt,
     out: Annotated[Path, typer.Option("--out", help="Directory for the output files.")],
@@ -205,16 +211,7 @@ def replay_command(
     from dsiem_sql.shell.replay import ReplayError, ReplayRun, replay_file
     from dsiem_sql.shell.tables import add_row, new_table, print_table
 
-    settings = engine_settings(
-        reference_mode=reference_mode,
-        min_alarm_lifetime=min_alarm_lifetime,
-        status=status,
-        tags=tags,
-        med_risk_min=med_risk_min,
-        med_risk_max=med_risk_max,
-        match_protocol=match_protocol,
-        taxonomy_custom_data=taxonomy_custom_data,
-    )
+    settings = engine_settings(ctx)
     config = _load(configs)
     run = ReplayRun(
         file=file,
@@ -259,6 +256,7 @@ def replay_command(
 
 @app.command("serve")
 def serve_command(
+    ctx: typer.Context,
     node: Annotated[str, typer.Option("-n", "--node", envvar="DSIEM_NODE",
                                       help="Node name; selects directives_<node>_*.json.")],
     configs: Annotated[Path, typer.Option("--configs", envvar="DSIEM_CONFIGS",
@@ -356,16 +354,7 @@ def serve_command(
     from dsiem_sql.shell.jetstream import check_names
     from dsiem_sql.shell.service import ServeOptions, ServiceFailed, run_service
 
-    settings = engine_settings(
-        reference_mode=reference_mode,
-        min_alarm_lifetime=min_alarm_lifetime,
-        status=status,
-        tags=tags,
-        med_risk_min=med_risk_min,
-        med_risk_max=med_risk_max,
-        match_protocol=match_protocol,
-        taxonomy_custom_data=taxonomy_custom_data,
-    )
+    settings = engine_settings(ctx)
     nats_options = NatsOptions(
         url=msq,
         token=nats_token,
@@ -451,6 +440,7 @@ def reload_command(
 
 @app.command("import-backlogs")
 def import_backlogs_command(
+    ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(
         help="Saved backlog files (<directive_id>.json) or directories of them.")],
     configs: ConfigsOpt,
@@ -472,7 +462,7 @@ def import_backlogs_command(
     from dsiem_sql.legacy.importer import backlog_files, import_files
     from dsiem_sql.shell.tables import add_row, new_table, print_table
 
-    settings = engine_settings(status=status, tags=tags)
+    settings = engine_settings(ctx)
     config = _load(configs)
     files = backlog_files(paths)
     missing = [str(p) for p in paths if not p.exists()]
