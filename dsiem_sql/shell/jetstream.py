@@ -58,8 +58,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BATCH = 1000  # messages asked for by one pull request
-WINDOW = 4000  # at most this many messages asked for or delivered and not yet taken
+BATCH = 2000  # messages asked for by one pull request
+WINDOW = 10000  # at most this many messages asked for or delivered and not yet taken
 EXPIRES = 10.0  # seconds a pull request waits for messages
 HEARTBEAT = 1.0  # seconds between the server's idle heartbeats to a waiting pull request
 SILENCE = 3 * HEARTBEAT  # no word from the server for this long: the requests are lost
