@@ -144,10 +144,6 @@ class Correlator:
         self.last_commit = self.monotonic()
         return batch
 
-    @property
-    def writing(self) -> bool:
-        return self._writing is not None and not self._writing.done()
-
     async def commit(self, progress: Progress | None = None) -> None:
         """Hand the pending changes to the sink; with a task group, return once the previous
         write is done and this one has started."""

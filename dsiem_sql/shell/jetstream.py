@@ -492,7 +492,8 @@ class StreamService(Service):
         o = self.options
         consumer = self.consumer
         assert consumer is not None
-        store = correlator.sink
+        store = self.store
+        assert store is not None
         now = self.monotonic()
         next_expiry, next_prune = now, now + 3600
         while True:
@@ -525,7 +526,7 @@ class StreamService(Service):
                 if not consumer.pending and self.clock.advance(wall_clock()):
                     correlator.expire()
                 next_expiry = now + o.expiry_interval
-                if await store.checkpoint():  # type: ignore[union-attr]
+                if await store.checkpoint():
                     log.info("%s: the WAL, grown while a reader held it, is truncated", o.db)
             if consumer.closed and not len(consumer):
                 self._commits.append((self.fed, self._last))
@@ -541,7 +542,7 @@ class StreamService(Service):
                 await correlator.commit((self.progress, self.fed, 0))
                 self.committed = self.fed
             if now >= next_prune:
-                await store.prune(wall_clock() - o.retention_days * DAY)  # type: ignore[union-attr]
+                await store.prune(wall_clock() - o.retention_days * DAY)
                 next_prune = now + 3600
             self.invalid_log.flush()
             await asyncio.sleep(0)

@@ -299,7 +299,8 @@ class Service:
 
     async def _work(self, correlator: Correlator, overload: Overload) -> None:
         o = self.options
-        store = correlator.sink
+        store = self.store
+        assert store is not None
         correlator.expire()  # backlogs whose deadline passed while the service was down
         now = self.monotonic()
         next_expiry, next_prune = now + o.expiry_interval, now + 3600
@@ -320,7 +321,7 @@ class Service:
             if now >= next_expiry:
                 correlator.expire()
                 next_expiry = now + o.expiry_interval
-                if await store.checkpoint():  # type: ignore[union-attr]
+                if await store.checkpoint():
                     log.info("%s: the WAL, grown while a reader held it, is truncated", o.db)
             if self.intake.closed and not len(self.intake):
                 await correlator.finish()
@@ -329,7 +330,7 @@ class Service:
             if correlator.due():
                 await correlator.commit()
             if now >= next_prune:
-                await store.prune(wall_clock() - o.retention_days * DAY)  # type: ignore[union-attr]
+                await store.prune(wall_clock() - o.retention_days * DAY)
                 next_prune = now + 3600
             self.invalid_log.flush()
             await asyncio.sleep(0)  # let NATS hand over more events

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from dsiem_sql.config.models import DirectiveConfig
+from dsiem_sql.engine.alarm import to_json_line
 from dsiem_sql.engine.rules import FirstEvent, Rule
 from dsiem_sql.engine.state import LIVE, Backlog, Directive, Stage
 
@@ -22,10 +23,9 @@ _RULE_KEYS = tuple("from" if name == "from_" else name for name in RULE_FIELDS)
 _rule_values = attrgetter(*RULE_FIELDS)
 
 
-def dumps(value: Any) -> str:
-    """Compact JSON (orjson is several times faster than `json` here). Every string comes
-    through pydantic's JSON parser, which rejects the lone surrogates orjson cannot encode."""
-    return orjson.dumps(value).decode()
+# Compact JSON for the JSON columns, as for the output lines. Every string comes through
+# pydantic's JSON parser, which rejects the lone surrogates orjson cannot encode.
+dumps = to_json_line
 
 
 def definition_json(d: DirectiveConfig) -> str:
