@@ -31,8 +31,8 @@ class Resumed:
     offset: int = 0
     backlogs: list[Backlog] = field(default_factory=list)
     skipped: int = 0  # live backlogs of directives that are not loaded
-    # id(DirectiveConfig) of a rebuilt backlog -> its directive_versions row id
-    versions: dict[int, int] = field(default_factory=dict)
+    # id(DirectiveConfig) of a rebuilt backlog -> the sha256 of its directive_versions row
+    shas: dict[int, str] = field(default_factory=dict)
 
 
 async def resume(
@@ -62,7 +62,7 @@ async def live_backlogs(writer: Writer, directive_of: DirectiveOf, ids: list[str
 async def _rebuild(writer: Writer, directive_of: DirectiveOf, resumed: Resumed, where: str,
                    parameters: tuple | list) -> None:
     live = await writer.read(
-        "SELECT b.*, v.definition FROM backlogs b JOIN directive_versions v "
+        "SELECT b.*, v.definition, v.sha256 FROM backlogs b JOIN directive_versions v "
         f"ON v.id = b.directive_version WHERE {where} ORDER BY b.seq",
         parameters,
     )
@@ -102,7 +102,7 @@ async def _rebuild(writer: Writer, directive_of: DirectiveOf, resumed: Resumed, 
             else:
                 definitions[text] = (stored, Directive.from_config(stored, 0).rules)
         definition, rules = definitions[text]
-        resumed.versions[id(definition)] = row["directive_version"]
+        resumed.shas[id(definition)] = row["sha256"]
         b = rows.backlog_from_rows(row, stage_rows[row["id"]], events[row["id"]], directive,
                                    definition, rules)
         for kind, provider, term, result in found[row["id"]]:

@@ -23,11 +23,6 @@ _RULE_KEYS = tuple("from" if name == "from_" else name for name in RULE_FIELDS)
 _rule_values = attrgetter(*RULE_FIELDS)
 
 
-# Compact JSON for the JSON columns, as for the output lines. Every string comes through
-# pydantic's JSON parser, which rejects the lone surrogates orjson cannot encode.
-dumps = to_json_line
-
-
 def definition_json(d: DirectiveConfig) -> str:
     return d.model_dump_json(by_alias=True)
 
@@ -39,7 +34,7 @@ def definition_sha(text: str) -> str:
 @lru_cache(maxsize=65536)
 def rule_json(rule: Rule) -> str:
     """The rule's text fields as JSON (memoised: backlogs share their rule objects)."""
-    return dumps(dict(zip(_RULE_KEYS, _rule_values(rule), strict=True)))  # tuples -> arrays
+    return to_json_line(dict(zip(_RULE_KEYS, _rule_values(rule), strict=True)))  # tuples -> arrays
 
 
 @lru_cache(maxsize=65536)
@@ -55,7 +50,8 @@ def rule_from_json(text: str) -> Rule:
 
 # Rows are tuples in the order of these columns, the tables' own order (store/schema.py; a
 # test checks they agree), which the writer inserts as they are. `directive_version` is
-# moved last: the writer appends it once it knows the version's row id.
+# moved last: the writer appends the sha256 of the definition, and the database puts the id
+# of that definition's `directive_versions` row in its place.
 BACKLOG_COLUMNS = (
     "id", "seq", "directive_id", "state", "title", "status", "tag", "current_stage",
     "highest_stage", "risk", "risk_class", "src_ips", "dst_ips", "networks", "custom_data",
@@ -72,13 +68,14 @@ OUTBOX_COLUMNS = ("seq", "file", "line")
 
 
 def backlog_row(b: Backlog) -> tuple:
-    """The backlog's row without its last column, `directive_version`."""
+    """The backlog's row without its last column, `directive_version`. Sets are lists: the
+    writer stores each as its JSON text."""
     return (
         b.id, b.seq, b.definition.id, b.state, b.title, b.status, b.tag, b.current_stage,
-        b.highest_stage, b.risk, b.risk_class, dumps(list(b.src_ips)), dumps(list(b.dst_ips)),
-        dumps(list(b.networks)), dumps([{"label": lb, "content": c} for lb, c in b.custom_data]),
+        b.highest_stage, b.risk, b.risk_class, list(b.src_ips), list(b.dst_ips),
+        list(b.networks), [{"label": lb, "content": c} for lb, c in b.custom_data],
         b.created_time, b.update_time, b.last_srcport, b.last_dstport, b.deadline,
-        b.ended_time, dumps(list(b.src_sockets)), dumps(list(b.dst_sockets)),
+        b.ended_time, list(b.src_sockets), list(b.dst_sockets),
     )
 
 
@@ -96,8 +93,9 @@ def stage_mark(s: Stage) -> tuple:
 
 def stage_row(b: Backlog, s: Stage) -> tuple:
     return (
-        b.id, s.rule.stage, rule_json(s.rule), s.resolved, s.status, s.start_time, s.end_time,
-        None if s.first_event is None else dumps(list(s.first_event)), dumps(list(s.sticky)),
+        b.id, s.rule.stage, rule_json(s.rule), s.resolved, s.status,
+        s.start_time, s.end_time, None if s.first_event is None else list(s.first_event),
+        list(s.sticky),
     )
 
 

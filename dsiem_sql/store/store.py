@@ -12,8 +12,7 @@ import os
 import sqlite3
 import time
 import weakref
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -46,12 +45,62 @@ def insert_sql(table: str, columns: tuple[str, ...], conflict: str = "") -> str:
     return f"INSERT INTO {table} ({names}) VALUES {row}{conflict}"
 
 
-UPSERT_STATE = insert_sql("engine_state", ("key", "value"), "key")
-UPSERT_PROGRESS = insert_sql("input_progress", ("source", "line", "offset"), "source")
-UPSERT_OUTPUT = insert_sql("output_files", ("file", "path", "size", "written_seq"), "file")
 INSERT_RELOAD = insert_sql(
     "reloads", ("started", "seconds", "trigger", "result", "message", "configs"))
 INSERT_RELOAD_FILE = insert_sql("reload_files", ("reload_id", "file", "sha256"))
+
+# A commit is one statement: an INSERT of one row into the TEMP view `commit_batch`, whose
+# INSTEAD OF trigger writes every table, in this order. Each column but the last holds that
+# table's rows as a JSON array of arrays, which SQLite takes apart itself. One statement is
+# one trip to the writer's thread and back (each trip waits for the interpreter lock, which
+# the engine holds), and SQLite's autocommit makes it one transaction.
+COMMIT_TABLES = (  # (view column, table, columns, conflict: see `insert_sql`)
+    ("versions", "directive_versions", ("directive_id", "sha256", "definition"), "nothing"),
+    ("backlogs", "backlogs", rows.BACKLOG_COLUMNS, "id"),
+    ("enrichments", "enrichments", rows.ENRICHMENT_COLUMNS, "nothing"),
+    ("stages", "stages", rows.STAGE_COLUMNS, "backlog_id, stage"),
+    ("links", "stage_events", rows.LINK_COLUMNS, "nothing"),
+    ("outbox", "outbox", rows.OUTBOX_COLUMNS, ""),
+    ("state", "engine_state", ("key", "value"), "key"),
+    ("progress", "input_progress", ("source", "line", "offset"), "source"),
+    ("files", "output_files", ("file", "path", "size", "written_seq"), "file"),
+)
+# ... and the last column, `written_upto`: the outbox lines up to it are in the files.
+
+
+def insert_rows_sql(table: str, columns: tuple[str, ...], conflict: str, rows_json: str) -> str:
+    """INSERT of the rows of the JSON array `rows_json` (an SQL expression). A backlog row
+    carries the sha256 of its definition in place of `directive_version`."""
+    picks = [f"value->>{i}" for i in range(len(columns))]
+    if columns[-1] == "directive_version":
+        picks[-1] = f"(SELECT id FROM directive_versions WHERE sha256 = {picks[-1]})"
+    select = f"SELECT {', '.join(picks)} FROM json_each({rows_json}) WHERE true ORDER BY key"
+    return insert_sql(table, columns, conflict).replace(  # `WHERE true`: see SQLite's upsert
+        f"VALUES ({', '.join('?' * len(columns))})", select)
+
+
+def commit_view() -> list[str]:
+    """The statements that create `commit_batch` on the writer's connection."""
+    columns = [column for column, *_ in COMMIT_TABLES] + ["written_upto"]
+    writes = [insert_rows_sql(table, names, conflict, f"NEW.{column}")
+              for column, table, names, conflict in COMMIT_TABLES]
+    writes.append("DELETE FROM outbox WHERE seq <= NEW.written_upto")
+    return [
+        f"CREATE TEMP VIEW commit_batch ({', '.join(columns)}) AS "
+        f"SELECT {', '.join('NULL' for _ in columns)}",
+        "CREATE TEMP TRIGGER commit_batch INSTEAD OF INSERT ON commit_batch BEGIN "
+        + "".join(f"{w}; " for w in writes) + "END",
+    ]
+
+
+COMMIT = f"INSERT INTO commit_batch VALUES ({', '.join('?' * (len(COMMIT_TABLES) + 1))})"
+
+
+def rows_json(items: list) -> str:
+    """Rows as the JSON text `commit_batch` takes (text: SQLite from 3.45 on reads a BLOB as
+    its binary JSON). Every string came through pydantic's JSON parser, which rejects the
+    lone surrogates orjson cannot encode."""
+    return orjson.dumps(items, default=tuple).decode()  # EventLink is a NamedTuple
 
 
 @dataclass(frozen=True)
@@ -71,14 +120,9 @@ class ReloadRecord:
 class Batch:
     """The rows of one commit, taken when it was handed over (the engine goes on)."""
 
+    tables: dict[str, str]  # `commit_batch` column -> its rows as JSON
     lines: list[Line]
-    links: list[tuple]
-    state: list[tuple[str, int]]
-    progress: Progress | None
-    backlogs: list[tuple] = field(default_factory=list)  # without their directive_version
-    definitions: list[DirectiveConfig] = field(default_factory=list)
-    enrichments: list[tuple] = field(default_factory=list)
-    stages: list[tuple] = field(default_factory=list)
+    shas: list[str]  # of the definitions this batch stores first
 
 
 class Store:
@@ -101,10 +145,8 @@ class Store:
         self.last_commit = 0.0  # wall-clock time of the last successful commit
         self._writer: Writer | None = None
         self._lock = WriterLock(self.path, role)
-        self._versions: dict[str, int] = {}  # definition sha -> directive_versions.id
-        # id(DirectiveConfig) -> its directive_versions.id, while that definition lives (a
-        # reload lets old definitions go, and a new one may then get the same id)
-        self._version_of = VersionOf()
+        self._stored: set[str] = set()  # sha256 of the definitions in directive_versions
+        self._sha_of = ShaOf()
         # (backlog id, stage) -> rows.stage_mark of the row last written, to skip unchanged ones
         self._stage_marks: dict[tuple[str, int], tuple] = {}
         self._unconfirmed = False  # output lines appended since positions were recorded
@@ -130,10 +172,10 @@ class Store:
         try:
             upgrade(self.path, self.sync)
             self._writer = await Writer.open(self.path, self.sync, self.retry_window)
-            self._versions = dict(
-                (sha, id_) for sha, id_ in
-                await self.writer.read("SELECT sha256, id FROM directive_versions")
-            )
+            await self.writer.run(_create_commit_view)
+            self._stored = {
+                sha for (sha,) in await self.writer.read("SELECT sha256 FROM directive_versions")
+            }
             if self.out is not None:
                 self.out.open()
                 recorded = {
@@ -146,8 +188,7 @@ class Store:
                 if pending:
                     log.info("wrote %d output lines committed before a crash", written)
                 self._unconfirmed = True
-                await self.writer.transaction("record the output files", self._confirm)
-                self._unconfirmed = False
+                await self._confirm()
         except BaseException:
             await self.close()
             raise
@@ -158,19 +199,19 @@ class Store:
         """The engine state of the last commit, the position reached in `source`, and (unless
         `with_backlogs` is false) the live backlogs of the loaded directives."""
         resumed = await resume(self.writer, directive_of, source, with_backlogs)
-        self._resumed(resumed.backlogs, resumed.versions)
+        self._resumed(resumed.backlogs, resumed.shas)
         return resumed
 
     async def live_backlogs(self, directive_of: DirectiveOf, ids: list[str]) -> list[Backlog]:
         """The stored live backlogs among `ids` (just imported), rebuilt as `resume` does."""
         found = await live_backlogs(self.writer, directive_of, ids)
-        self._resumed(found.backlogs, found.versions)
+        self._resumed(found.backlogs, found.shas)
         return found.backlogs
 
-    def _resumed(self, backlogs: list[Backlog], versions: dict[int, int]) -> None:
+    def _resumed(self, backlogs: list[Backlog], shas: dict[int, str]) -> None:
         definitions = {id(b.definition): b.definition for b in backlogs}
         for key, definition in definitions.items():
-            self._version_of.remember(definition, versions[key])
+            self._sha_of.remember(definition, shas[key])
         for b in backlogs:
             for stage in b.stages:
                 self._stage_marks[(b.id, stage.number)] = rows.stage_mark(stage)
@@ -186,52 +227,37 @@ class Store:
         state = [("clock", clock)]
         if changes.next_seq:
             state.append(("next_seq", changes.next_seq))
-        batch = Batch(
-            lines=self.out.number(changes) if self.out is not None else [],
-            links=list(changes.links),
-            state=state,
-            progress=progress,
-        )
+        lines = self.out.number(changes) if self.out is not None else []
+        backlogs, stages, enrichments = [], [], []
+        versions: dict[str, tuple] = {}
         for b in changes.backlogs.values():
-            batch.backlogs.append(rows.backlog_row(b))
-            batch.definitions.append(b.definition)
-            batch.enrichments.extend(rows.enrichment_rows(b))
+            sha = self._sha_of(b.definition)
+            backlogs.append((*rows.backlog_row(b), sha))
+            if sha not in self._stored and sha not in versions:
+                versions[sha] = (b.definition.id, sha, rows.definition_json(b.definition))
+            enrichments.extend(rows.enrichment_rows(b))
             for stage in b.stages:
                 if not rows.opened(stage):
                     continue
                 key, mark = (b.id, stage.number), rows.stage_mark(stage)
                 if self._stage_marks.get(key) != mark:
-                    batch.stages.append(rows.stage_row(b, stage))
+                    stages.append(rows.stage_row(b, stage))
                     if b.state == "live":
                         self._stage_marks[key] = mark
                 if b.state != "live":
                     self._stage_marks.pop(key, None)
-        return batch
+        tables: dict[str, list] = {
+            "versions": list(versions.values()), "backlogs": backlogs,
+            "enrichments": enrichments, "stages": stages, "links": changes.links,
+            "outbox": lines, "state": state, "progress": [progress] if progress else [],
+        }
+        return Batch({k: rows_json(v) for k, v in tables.items() if v}, lines, list(versions))
 
     async def write(self, batch: Batch) -> None:
         """Commit `batch` in one transaction, then append its output lines to the files."""
-
-        def job(con: sqlite3.Connection) -> Versions:
-            versions = Versions(self)
-            if batch.backlogs:
-                versioned = [
-                    (*row, versions.of(con, definition))
-                    for row, definition in zip(batch.backlogs, batch.definitions, strict=True)
-                ]
-                _insert_rows(con, "backlogs", rows.BACKLOG_COLUMNS, versioned, "id")
-            _insert_rows(con, "enrichments", rows.ENRICHMENT_COLUMNS, batch.enrichments,
-                         "nothing")
-            _insert_rows(con, "stages", rows.STAGE_COLUMNS, batch.stages, "backlog_id, stage")
-            _insert_rows(con, "stage_events", rows.LINK_COLUMNS, batch.links, "nothing")
-            _insert_rows(con, "outbox", rows.OUTBOX_COLUMNS, batch.lines, "")
-            con.executemany(UPSERT_STATE, batch.state)
-            if batch.progress is not None:
-                con.execute(UPSERT_PROGRESS, batch.progress)
-            self._confirm(con)
-            return versions
-
         confirming = self._unconfirmed
-        (await self.writer.transaction("commit", job)).keep()
+        await self.writer.execute("commit", COMMIT, self._commit_parameters(batch.tables))
+        self._stored.update(batch.shas)
         self.last_commit = time.time()
         if confirming:
             self._unconfirmed = False
@@ -244,11 +270,19 @@ class Store:
             await self.writer.retrying("append the output lines", append)
             self._unconfirmed = True
 
-    def _confirm(self, con: sqlite3.Connection) -> None:
-        """Record how far the output files are written, and drop those outbox lines."""
+    def _commit_parameters(self, tables: dict[str, str]) -> tuple:
+        """The `commit_batch` row of `tables`; it also records how far the output files are
+        written, when lines were appended since that was last recorded."""
+        written_upto = None
         if self._unconfirmed and self.out is not None:
-            con.executemany(UPSERT_OUTPUT, self.out.positions())
-            con.execute("DELETE FROM outbox WHERE seq <= ?", (self.out.written_upto,))
+            tables = {**tables, "files": rows_json(self.out.positions())}
+            written_upto = self.out.written_upto
+        return (*(tables.get(column, "[]") for column, *_ in COMMIT_TABLES), written_upto)
+
+    async def _confirm(self) -> None:
+        """Record how far the output files are written, and drop those outbox lines."""
+        await self.writer.execute("record the output files", COMMIT, self._commit_parameters({}))
+        self._unconfirmed = False
 
     async def insert_import(
         self, found: rows.ImportRows, definition: DirectiveConfig, next_seq: int
@@ -256,33 +290,34 @@ class Store:
         """Insert a legacy file's rows in one transaction; returns the alarm ids that were
         already present and so were left alone. No output line is written."""
 
-        def job(con: sqlite3.Connection) -> tuple[set[str], Versions]:
-            versions = Versions(self)
+        sha = self._sha_of(definition)
+
+        def job(con: sqlite3.Connection) -> set[str]:
             present = {
                 r[0] for r in con.execute(
                     "SELECT id FROM backlogs WHERE id IN (SELECT value FROM json_each(?))",
-                    (orjson.dumps(found.ids).decode(),),
+                    (rows_json(found.ids),),
                 )
             }
             if len(present) == len(found.ids):
-                return present, versions
-            version = versions.of(con, definition)
-            tables = [
-                ("backlogs", rows.BACKLOG_COLUMNS, [(*r, version) for r in found.backlogs], ""),
-                ("stages", rows.STAGE_COLUMNS, found.stages, ""),
-                ("stage_events", rows.LINK_COLUMNS, found.links, "nothing"),
-                ("enrichments", rows.ENRICHMENT_COLUMNS, found.enrichments, "nothing"),
-            ]
-            for table, columns, items, conflict in tables:
-                if present:  # every row's first column is its backlog's id
-                    items = [r for r in items if r[0] not in present]
-                _insert_rows(con, table, columns, items, conflict)
-            con.execute(UPSERT_STATE, ("next_seq", next_seq))
-            return present, versions
+                return present
 
-        present, versions = await self.writer.transaction(
+            def new(items: list[tuple]) -> str:  # every row's first column is its backlog's id
+                return rows_json([r for r in items if r[0] not in present])
+
+            con.execute(COMMIT, self._commit_parameters({
+                "versions": rows_json([(definition.id, sha, rows.definition_json(definition))]),
+                "backlogs": new([(*r, sha) for r in found.backlogs]),
+                "stages": new(found.stages),
+                "links": new(found.links),
+                "enrichments": new(found.enrichments),
+                "state": rows_json([("next_seq", next_seq)]),
+            }))
+            return present
+
+        present = await self.writer.transaction(
             f"import the backlogs of directive {definition.id}", job)
-        versions.keep()
+        self._stored.add(sha)
         return present
 
     async def record_reload(self, reload: ReloadRecord) -> int:
@@ -329,8 +364,7 @@ class Store:
             if self._writer is not None:
                 try:
                     if self._unconfirmed and not abort:
-                        await self._writer.transaction("record the output files", self._confirm)
-                        self._unconfirmed = False
+                        await self._confirm()
                 finally:
                     await self._writer.close()
                     self._writer = None
@@ -338,86 +372,38 @@ class Store:
             self._lock.release()
 
 
-class VersionOf:
-    """The `directive_versions` id of each definition object, by its `id()`, for as long as
-    the object lives: an entry goes when its definition is freed, before another object
-    can get the same `id()`."""
+class ShaOf:
+    """The sha256 of each definition's JSON, by the definition object's `id()` for as long as
+    the object lives: an entry goes when its definition is freed (a reload lets old
+    definitions go), before another object can get the same `id()`."""
 
     def __init__(self) -> None:
-        self._entries: dict[int, tuple[weakref.ref[DirectiveConfig], int]] = {}
+        self._entries: dict[int, tuple[weakref.ref[DirectiveConfig], str]] = {}
 
-    def get(self, definition: DirectiveConfig) -> int | None:
+    def __call__(self, definition: DirectiveConfig) -> str:
         entry = self._entries.get(id(definition))
-        return None if entry is None else entry[1]
+        if entry is not None:
+            return entry[1]
+        sha = rows.definition_sha(rows.definition_json(definition))
+        self.remember(definition, sha)
+        return sha
 
-    def remember(self, definition: DirectiveConfig, version: int) -> None:
+    def remember(self, definition: DirectiveConfig, sha: str) -> None:
         key, entries = id(definition), self._entries
 
         def gone(ref: weakref.ref[DirectiveConfig]) -> None:
-            if entries.get(key, (None, 0))[0] is ref:
+            if entries.get(key, ("", ""))[0] is ref:
                 del entries[key]
 
-        entries[key] = (weakref.ref(definition, gone), version)
+        entries[key] = (weakref.ref(definition, gone), sha)
 
     def __len__(self) -> int:
         return len(self._entries)
 
 
-class Versions:
-    """The `directive_versions` ids of one transaction's definitions. New rows become known
-    to the store (`keep`) only once their transaction committed."""
-
-    def __init__(self, store: Store):
-        self.by_sha, self.by_object = store._versions, store._version_of
-        self.new_by_sha: dict[str, int] = {}
-        # id(definition) -> (the definition, kept alive until `keep`, its version id)
-        self.new_by_object: dict[int, tuple[DirectiveConfig, int]] = {}
-
-    def of(self, con: sqlite3.Connection, definition: DirectiveConfig) -> int:
-        known = self.by_object.get(definition)
-        if known is not None:
-            return known
-        key = id(definition)
-        if key in self.new_by_object:
-            return self.new_by_object[key][1]
-        text = rows.definition_json(definition)
-        sha = rows.definition_sha(text)
-        version = self.by_sha.get(sha) or self.new_by_sha.get(sha)
-        if version is None:
-            cursor = con.execute(
-                "INSERT INTO directive_versions (directive_id, sha256, definition) "
-                "VALUES (?, ?, ?)", (definition.id, sha, text),
-            )
-            assert cursor.lastrowid is not None
-            version = self.new_by_sha[sha] = cursor.lastrowid
-        self.new_by_object[key] = (definition, version)
-        return version
-
-    def keep(self) -> None:
-        self.by_sha.update(self.new_by_sha)
-        for definition, version in self.new_by_object.values():
-            self.by_object.remember(definition, version)
-
-
-@lru_cache(maxsize=64)
-def insert_rows_sql(table: str, columns: tuple[str, ...], conflict: str) -> str:
-    """INSERT of the rows of a JSON array of arrays, the one parameter."""
-    picks = ", ".join(f"value->>{i}" for i in range(len(columns)))
-    select = f"SELECT {picks} FROM json_each(?) WHERE true ORDER BY key"  # `true`: see upsert
-    return insert_sql(table, columns, conflict).replace(
-        f"VALUES ({', '.join('?' * len(columns))})", select)
-
-
-def _insert_rows(
-    con: sqlite3.Connection, table: str, columns: tuple[str, ...], items: list[tuple],
-    conflict: str,
-) -> None:
-    """All `items` in one statement, as one JSON parameter that SQLite takes apart itself:
-    binding a parameter at a time would hold the interpreter lock, which the engine's thread
-    needs, for every value."""
-    if items:
-        rows_json = orjson.dumps(items, default=tuple)  # EventLink is a NamedTuple
-        con.execute(insert_rows_sql(table, columns, conflict), (rows_json,))
+def _create_commit_view(con: sqlite3.Connection) -> None:
+    for statement in commit_view():
+        con.execute(statement)
 
 
 __all__ = ["Batch", "ReloadRecord", "Resumed", "Store"]

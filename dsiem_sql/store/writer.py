@@ -15,7 +15,7 @@ import errno
 import logging
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -70,6 +70,12 @@ class Writer:
         asked for before it; `what` names it in messages ("commit", "import ...")."""
         async with self._turn:
             return await self.retrying(what, lambda: self.run(partial(_in_transaction, job)))
+
+    async def execute(self, what: str, sql: str, parameters: Sequence[Any]) -> None:
+        """Run one write statement, a transaction by itself (SQLite's autocommit): the
+        cheapest write, one trip to the writer's thread and back."""
+        async with self._turn:
+            await self.retrying(what, lambda: self.run(lambda con: con.execute(sql, parameters)))
 
     async def read(self, sql: str, parameters: Any = ()) -> list[sqlite3.Row]:
         async with self._turn:

@@ -305,8 +305,8 @@ def test_a_failed_insert_rolls_the_whole_file_back_and_the_store_stays_usable(tm
     assert directive is not None
     items = SAVED_FILE.validate_json((FIXTURES / "mixed" / "2001.json").read_bytes())
     first, second = (to_backlog(s, directive, engine.options) for s in items)
-    stage3 = second.stages[2]
-    second.stages[2] = second.stages[1]  # two rows for stage 2: the backlogs went in first
+    status = second.stages[2].status
+    second.stages[2].status = None  # a stage row the table refuses, after the backlogs went in
     db = tmp_path / "x.db"
 
     async def insert(store: Store) -> set[str]:
@@ -320,9 +320,9 @@ def test_a_failed_insert_rolls_the_whole_file_back_and_the_store_stays_usable(tm
         try:
             resumed = await store.resume(engine.directive)
             engine.resume(resumed.backlogs, resumed.next_seq)
-            with pytest.raises(StoreError, match=r"UNIQUE constraint failed: stages\."):
+            with pytest.raises(StoreError, match=r"NOT NULL constraint failed: stages\.status"):
                 await insert(store)
-            second.stages[2] = stage3
+            second.stages[2].status = status
             return await insert(store)
         finally:
             await store.close()
