@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -98,6 +99,12 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(n_directives: int, n_events: int, intake: str = "core") -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -129,6 +136,7 @@ def run(n_directives: int, n_events: int, intake: str = "core") -> dict:
                     break
                 time.sleep(0.05)
             rss = peak_rss_mb(serve.pid)
+            serve_cpu, nats_cpu = cpu_seconds(serve.pid), cpu_seconds(nats_server.pid)
             received = metric(metrics_port, "dsiem_events_received_total")
             dropped = metric(metrics_port, "dsiem_events_dropped_total")
             end = done_at or last_change
@@ -144,6 +152,7 @@ def run(n_directives: int, n_events: int, intake: str = "core") -> dict:
         "directives": n_directives, "events": n_events, "seconds": end - first_publish,
         "eps": processed / (end - first_publish), "lost": n_events - int(processed),
         "received": int(received), "dropped": int(dropped), "rss": rss, "alarm_lines": alarms,
+        "serve_cpu": serve_cpu, "nats_cpu": nats_cpu,
     }
 
 
@@ -156,13 +165,16 @@ def main() -> None:
     rows = [run(int(n), args.events, intake) for n in args.directives.split(",")
             for intake in args.intake.split(",")]
     print(f"{'intake':>9} {'directives':>10} {'events':>8} {'seconds':>8} {'events/s':>10} "
-          f"{'lost':>6} {'dropped':>8} {'peak RSS MB':>11} {'alarm lines':>11}")
+          f"{'lost':>6} {'dropped':>8} {'peak RSS MB':>11} {'alarm lines':>11} "
+          f"{'serve CPU s':>11} {'NATS CPU s':>10}")
     for r in rows:
         print(f"{r['intake']:>9} {r['directives']:>10} {r['events']:>8} {r['seconds']:>8.2f} "
               f"{r['eps']:>10,.0f} {r['lost']:>6} {r['dropped']:>8} {r['rss']:>11.0f} "
-              f"{r['alarm_lines']:>11}")
+              f"{r['alarm_lines']:>11} {r['serve_cpu']:>11.2f} {r['nats_cpu']:>10.2f}")
     print("events/s: from the first publish until serve committed the last event "
           "(persistence on, max_queue 0).")
+    print("CPU s: the serve and nats-server processes' CPU time (start-up included); the "
+          "machine's cores also run the publisher.")
     print(json.dumps(rows))
 
 
