@@ -67,7 +67,8 @@ event_strategy = st.tuples(
     st.integers(0, 3),  # source
     st.integers(0, 2),  # destination
     st.sampled_from([22, 80, 443]),
-    st.sampled_from(["", "x", "X"]),
+    # custom data, also text that JSON must escape on its way through SQLite's JSON functions
+    st.sampled_from(["", "x", "X", '"\\\x00\u2028', "[1]", "é\U0001F600"]),
     st.integers(0, 400),  # seconds after the previous event (may expire backlogs)
     st.booleans(),  # reuse the previous event id
 )
