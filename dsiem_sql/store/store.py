@@ -289,7 +289,6 @@ class Store:
     ) -> set[str]:
         """Insert a legacy file's rows in one transaction; returns the alarm ids that were
         already present and so were left alone. No output line is written."""
-
         sha = self._sha_of(definition)
 
         def job(con: sqlite3.Connection) -> set[str]:
