@@ -93,9 +93,8 @@ def stage_mark(s: Stage) -> tuple:
 
 def stage_row(b: Backlog, s: Stage) -> tuple:
     return (
-        b.id, s.rule.stage, rule_json(s.rule), s.resolved, s.status,
-        s.start_time, s.end_time, None if s.first_event is None else list(s.first_event),
-        list(s.sticky),
+        b.id, s.rule.stage, rule_json(s.rule), s.resolved, s.status, s.start_time, s.end_time,
+        None if s.first_event is None else list(s.first_event), list(s.sticky),
     )
 
 
