@@ -1,3 +1,3 @@
-from dsiem_sql.shell.cli import main
+from dsiem_sql.cli import main
 
 main()

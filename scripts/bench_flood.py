@@ -31,8 +31,8 @@ from pathlib import Path
 
 from dsiem_sql.config import load_config
 from dsiem_sql.engine import Engine
-from dsiem_sql.shell.correlator import EventClock
-from dsiem_sql.shell.replay import ReplayRun, replay_file
+from dsiem_sql.runtime.correlator import EventClock
+from dsiem_sql.runtime.replay import ReplayRun, replay_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_serve import free_port, metric, serve_process, start_nats

@@ -36,8 +36,8 @@ from bench_serve import free_port, metric, serve_process, start_nats
 
 from dsiem_sql.config import load_config
 from dsiem_sql.engine import CompiledConfig, Engine, decode_event
-from dsiem_sql.shell.aio import settle_memory
-from dsiem_sql.shell.correlator import EventClock
+from dsiem_sql.runtime.aio import settle_memory
+from dsiem_sql.runtime.correlator import EventClock
 
 T0 = 1714557600
 DIRECTIVES_FILE = "directives_bench_0.json"
@@ -167,7 +167,7 @@ def over_nats(n_directives: int, reloads: int, rate: int) -> tuple[list[dict], d
         nats_port, metrics_port = free_port(), free_port()
         nats_server = start_nats(nats_port)
         serve = serve_process(configs, nats_port, metrics_port, root / "dsiem.db",
-                              "--max_queue", "25000")
+                              "--max_queue", "25000", "--enable-lifecycle")
         rows = []
         try:
             publisher = subprocess.Popen(

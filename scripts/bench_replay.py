@@ -3,7 +3,7 @@
 
 Generates N three-stage PluginRule directives and an event mix in which 90 % of the events
 match no directive and 10 % match a random directive, with source addresses drawn from 50
-per directive. Each run replays the same kind of stream through `dsiem_sql.shell.replay.replay`,
+per directive. Each run replays the same kind of stream through `dsiem_sql.runtime.replay.replay`,
 writing real output files.
 
     .venv/bin/python scripts/bench_replay.py [--events 200000] [--directives 2,100,1000]
@@ -23,8 +23,8 @@ from pathlib import Path
 
 from dsiem_sql.config import load_config
 from dsiem_sql.engine import Engine
-from dsiem_sql.shell.correlator import EventClock
-from dsiem_sql.shell.replay import ReplayRun, replay_file
+from dsiem_sql.runtime.correlator import EventClock
+from dsiem_sql.runtime.replay import ReplayRun, replay_file
 
 T0 = 1714557600
 PLUGIN_ID = 7000

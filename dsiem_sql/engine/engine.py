@@ -199,9 +199,6 @@ class Engine:
             self._update_alarm(b, changes)
         return changes
 
-    def live_backlogs(self) -> list[Backlog]:
-        return sorted(self.backlogs.values(), key=lambda b: b.seq)
-
     def directive(self, directive_id: int) -> Directive | None:
         return self._by_id.get(directive_id)
 

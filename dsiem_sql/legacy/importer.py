@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from multiprocessing import get_context
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -28,6 +29,9 @@ from dsiem_sql.legacy.formats import SAVED_FILE, Skip, to_backlog
 from dsiem_sql.logtext import shown
 from dsiem_sql.store import rows
 from dsiem_sql.store.rows import ImportRows
+
+if TYPE_CHECKING:
+    from dsiem_sql.store.store import Store
 
 log = logging.getLogger(__name__)
 MAX_WORKERS = 4  # processes reading files; the database thread takes a core as well
@@ -223,3 +227,39 @@ async def _import(files, engine, store, remove, restore, on_file, present_ids):
         if inserting is not None:
             await finish(*inserting)
     return results
+
+
+async def import_saved_backlogs(directory: Path, engine: Engine, store: Store) -> None:
+    """A swapped-in legacy deployment: at the start of serve, import the saved backlogs of
+    `<logs>/backlogs/*.json` as live ones, and remove each file that was fully imported."""
+    files = backlog_files([directory]) if directory.is_dir() else []
+    for r in await import_files(files, engine, store, remove=True, restore=True):
+        if r.error:
+            log.error("cannot import saved backlogs from %s: %s", r.path, r.error)
+        else:
+            log.info(
+                "imported %d saved backlogs from %s (%d already present, %d skipped)",
+                r.imported, r.path, r.present, sum(r.skipped.values()),
+            )
+
+
+async def import_into(
+    db: Path, files: list[Path], engine: Engine, *, dry_run: bool = False, remove: bool = False,
+    on_file: Callable[[FileResult], None] | None = None,
+) -> list[FileResult]:
+    """`dsiem-sql import-backlogs`: import `files` into the database `db`, after the live
+    backlogs it holds (so that sequence numbers go on); a dry run only reads the database."""
+    from dsiem_sql.store.query import present_backlog_ids
+    from dsiem_sql.store.store import Store
+
+    if dry_run:
+        return await import_files(files, engine, None, on_file=on_file,
+                                  present_ids=lambda ids: present_backlog_ids(db, ids))
+    store = Store(db, None)
+    await store.open()
+    try:
+        resumed = await store.resume(engine.directive)
+        engine.resume(resumed.backlogs, resumed.next_seq)
+        return await import_files(files, engine, store, remove=remove, on_file=on_file)
+    finally:
+        await store.close()

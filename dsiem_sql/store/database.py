@@ -14,6 +14,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+from urllib.parse import quote
 
 import dsiem_sql.migrations
 from dsiem_sql.store.errors import StoreError, cannot_write
@@ -72,6 +73,18 @@ def check_database_file(path: Path, must_exist: bool = False) -> None:
         raise StoreError(f"{path}: directory {path.parent} does not exist")
 
 
+def read_only_uri(path: Path | str) -> str:
+    """The URI that opens `path` read-only. Its characters that mean something in a URI
+    (`?`, `#`, `%`) are escaped, with spaces and non-ASCII ones: unescaped, `a#b.db` would
+    open (and create) `a`."""
+    return f"file:{quote(str(Path(path).resolve()))}?mode=ro"
+
+
+def connect_read_only(path: Path | str, timeout: float = 5.0) -> sqlite3.Connection:
+    """A read-only connection to `path` (which must exist)."""
+    return sqlite3.connect(read_only_uri(path), uri=True, timeout=timeout)
+
+
 def pragmas(sync: Sync) -> list[str]:
     return [
         f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
@@ -85,7 +98,8 @@ def sync_engine(path: Path, sync: Sync = "normal") -> Engine:
     """For the migrations, which run on their own short-lived connection at start."""
     from sqlalchemy import create_engine, event
 
-    engine = create_engine(f"sqlite:///{path}")
+    # a creator, not a URL: a path holding `?` or `#` is not a URL's
+    engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(path))
 
     def on_connect(dbapi_connection, _record) -> None:
         for pragma in pragmas(sync):
@@ -110,7 +124,7 @@ def current_revision(path: Path) -> str | None:
     """The schema revision of an existing database, read without changing it."""
     check_database_file(path, must_exist=True)
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        con = connect_read_only(path)
         try:
             con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
@@ -155,6 +169,29 @@ def upgrade(path: Path, sync: Sync = "normal") -> str:
     finally:
         engine.dispose()
     return head_revision()
+
+
+def describe_revision(path: Path) -> str:
+    """`<revision> (newest)`, or how it stands against the newest this dsiem-sql knows."""
+    revision = current_revision(path)
+    head = head_revision()
+    if revision == head:
+        state = "newest"
+    elif revision is not None and revision not in known_revisions():
+        state = f"newer than this dsiem-sql, which knows up to {head}"
+    else:
+        state = f"newest is {head}"
+    return f"{revision or 'none'} ({state})"
+
+
+def upgrade_alone(path: Path) -> str:
+    """`upgrade`, holding the writer lock: a migration is a write, not while a writer runs."""
+    lock = WriterLock(path)
+    lock.acquire(path)
+    try:
+        return upgrade(path)
+    finally:
+        lock.release()
 
 
 class WriterLock:

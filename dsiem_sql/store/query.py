@@ -12,7 +12,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dsiem_sql.store.database import BUSY_TIMEOUT_MS, StoreError, check_database_file
+from dsiem_sql.store.database import (
+    BUSY_TIMEOUT_MS,
+    StoreError,
+    check_database_file,
+    connect_read_only,
+)
 
 PROGRESS_STEPS = 10_000  # SQLite VM steps between two looks at the clock
 JOURNAL_MODE = re.compile(r"\s*PRAGMA\s+(\w+\s*\.\s*)?journal_mode\s*[=(]", re.IGNORECASE)
@@ -24,7 +29,7 @@ def read_query(
     """Run one statement on a read-only connection (`mode=ro`); writes fail. A statement
     still running after `timeout` seconds is interrupted."""
     check_database_file(path, must_exist=True)
-    con = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+    con = connect_read_only(path, timeout=BUSY_TIMEOUT_MS / 1000)
     deadline = time.monotonic() + timeout if timeout else None
     try:
         con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -77,7 +82,7 @@ def _is_wal(path: Path) -> bool:
 
 def format_rows(columns: list[str], rows: list[tuple[Any, ...]], style: str) -> str:
     """The rows as JSON (a list of objects) or CSV (a header, then one line a row); the
-    `sql` command prints tables itself (`dsiem_sql.shell.tables`)."""
+    `sql` command prints tables itself (`dsiem_sql.cli.tables`)."""
     if style == "json":
         return json.dumps([dict(zip(columns, r, strict=True)) for r in rows], indent=2) + "\n"
     if style != "csv":
@@ -87,3 +92,13 @@ def format_rows(columns: list[str], rows: list[tuple[Any, ...]], style: str) -> 
     writer.writerow(columns)
     writer.writerows(rows)
     return buf.getvalue()
+
+
+def present_backlog_ids(db: Path, ids: list[str]) -> set[str]:
+    """Which of the alarm ids `ids` the database holds (read-only; none if it is missing)."""
+    if not Path(db).exists():
+        return set()
+    _, found = read_query(
+        db, "SELECT id FROM backlogs WHERE id IN (SELECT value FROM json_each(?))",
+        [json.dumps(ids)])
+    return {r[0] for r in found}

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from dsiem_sql.internals import run_on_thread
 from dsiem_sql.store.database import BUSY_TIMEOUT_MS, Sync, describe_error, pragmas
 from dsiem_sql.store.errors import StoreError
 
@@ -63,7 +64,7 @@ class Writer:
         """Run `job` on the connection's thread: one hop for the whole job, however many
         statements it runs. (aiosqlite's job queue; its public calls are one hop each, and
         a hop waits for the event loop's next turn, which a busy engine delays.)"""
-        return await self.db._execute(job, self.db._conn)
+        return await run_on_thread(self.db, job)
 
     async def transaction(self, what: str, job: Callable[[sqlite3.Connection], T]) -> T:
         """Run `job` in one write transaction on the writer's thread, after the transactions

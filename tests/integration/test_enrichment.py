@@ -15,8 +15,8 @@ from dsiem_sql.config import load_config
 from dsiem_sql.engine import Engine
 from dsiem_sql.enrichment.enricher import Enricher, checkers
 from dsiem_sql.enrichment.lookups import Lookups
-from dsiem_sql.shell.correlator import Batching, Correlator, EventClock, FileSink
-from dsiem_sql.shell.replay import replay as replay_lines
+from dsiem_sql.runtime.correlator import Batching, Correlator, EventClock, FileSink
+from dsiem_sql.runtime.replay import replay as replay_lines
 from dsiem_sql.store.outbox import Appender
 
 

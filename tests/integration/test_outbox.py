@@ -11,8 +11,8 @@ from workload import events, write_configs
 
 from dsiem_sql.config import load_config
 from dsiem_sql.engine import Engine
-from dsiem_sql.shell.correlator import Batching, Correlator, EventClock, FileSink
-from dsiem_sql.shell.replay import replay
+from dsiem_sql.runtime.correlator import Batching, Correlator, EventClock, FileSink
+from dsiem_sql.runtime.replay import replay
 from dsiem_sql.store.outbox import Appender
 from dsiem_sql.store.store import Store
 

@@ -21,7 +21,7 @@ from workload import PLUGIN, events, write_configs
 from dsiem_sql.config import load_config
 from dsiem_sql.config.loader import Config
 from dsiem_sql.engine import Engine, decode_event
-from dsiem_sql.shell.correlator import Correlator, EventClock
+from dsiem_sql.runtime.correlator import Correlator, EventClock
 from dsiem_sql.store.database import upgrade
 from dsiem_sql.store.rows import rule_json
 from dsiem_sql.store.store import Store
@@ -51,7 +51,7 @@ def engine_state(engine: Engine) -> tuple:
                 for s in b.stages
             ],
         )
-        for b in engine.live_backlogs()
+        for b in sorted(engine.backlogs.values(), key=lambda b: b.seq)
     )
     per_directive = tuple(tuple(b.id for b in d.backlogs) for d in engine.directives)
     return backlogs, per_directive, engine.next_seq

@@ -17,7 +17,7 @@ from dsiem_sql.config.models import DirectiveConfig
 from dsiem_sql.config.validate import validate_directive
 from dsiem_sql.engine import Changes, Engine, EngineOptions, Reloaded, decode_event
 from dsiem_sql.engine.alarm import render_link
-from dsiem_sql.shell.correlator import Correlator, EventClock
+from dsiem_sql.runtime.correlator import Correlator, EventClock
 
 __all__ = ["T0", "TESTING_ASSETS", "Harness", "assets", "decoded", "directive", "event", "rule"]
 

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from dsiem_sql.config import load_config
 from dsiem_sql.engine import Engine
 from dsiem_sql.engine.alarm import to_json_line
-from dsiem_sql.shell.correlator import EventClock
-from dsiem_sql.shell.replay import ReplayRun, replay_file
+from dsiem_sql.runtime.correlator import EventClock
+from dsiem_sql.runtime.replay import ReplayRun, replay_file
 from dsiem_sql.store.outbox import FILES
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

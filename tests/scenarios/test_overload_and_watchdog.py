@@ -6,9 +6,10 @@ import asyncio
 
 from harness import Harness, directive, event, rule
 
-from dsiem_sql.shell.intake import Intake
-from dsiem_sql.shell.overload import Overload
-from dsiem_sql.shell.watchdog import Counters, Watchdog
+from dsiem_sql.runtime.intake import MemoryIntake as Intake
+from dsiem_sql.runtime.overload import Overload
+from dsiem_sql.runtime.watchdog import Watchdog
+from dsiem_sql.runtime.worker import Counters
 
 
 class FakeClock:
@@ -82,7 +83,7 @@ def test_the_report_counts_the_last_interval(caplog):
     watchdog = Watchdog(intake, counters, h.engine, interval=10, max_eps=1000)
     for payload in (b"a", b"b", b"c"):
         intake.put(payload)
-    intake.take(3)
+    asyncio.run(intake.take(3))
     h.feed(event("e1", 100))
     counters.processed, counters.proc_seconds, counters.invalid = 3, 0.006, 2
 

@@ -29,6 +29,12 @@ SUCCESS = 'dsiem_config_reloads_total{result="success"}'
 FAILURE = 'dsiem_config_reloads_total{result="failure"}'
 
 
+@pytest.fixture(autouse=True)
+def lifecycle(monkeypatch):
+    """The serves of these tests accept POST /-/reload (off by default)."""
+    monkeypatch.setenv("DSIEM_ENABLE_LIFECYCLE", "1")
+
+
 def flood(occurrence: int, id: int = 1) -> dict:
     """Stage 1: one event 1337/1; stage 2: `occurrence` events 1337/2 from the same source.
     Risk 3 from stage 1 on (priority 3, reliability 5, asset value 5): every backlog alarms."""
@@ -173,6 +179,24 @@ def test_get_is_not_a_reload(serve, tmp_path):
     node = serve(configs=write_configs(tmp_path / "configs", flood(3))).start()
     assert http_status(node.url("/-/reload")) == 405
     assert node.metric(SUCCESS) == 0
+    assert node.stop() == 0
+
+
+def test_the_reload_endpoint_is_off_by_default(serve, monkeypatch, tmp_path):
+    """Anyone who reaches the metrics port could reload: like Prometheus's lifecycle API,
+    POST /-/reload is refused (403) without --enable-lifecycle; SIGHUP still reloads."""
+    monkeypatch.delenv("DSIEM_ENABLE_LIFECYCLE")
+    configs = write_configs(tmp_path / "configs", flood(3))
+    node = serve(configs=configs).start()
+    (configs / DIRECTIVES).write_bytes(directives_file(flood(3), flood(3, id=2)))
+    status, body = post_reload(node)
+    assert status == 403 and "--enable-lifecycle" in body
+    assert node.metric(SUCCESS) == 0
+    assert [r[:2] for r in reloads(node)] == [("start", "success")]
+    assert node.proc is not None
+    node.proc.send_signal(signal.SIGHUP)
+    wait_metric(node, SUCCESS, 1)
+    assert [r[:2] for r in reloads(node)] == [("start", "success"), ("SIGHUP", "success")]
     assert node.stop() == 0
 
 

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from dsiem_sql.shell import service
-from dsiem_sql.shell.cli import main
+from dsiem_sql.cli import main
+from dsiem_sql.runtime import service
 
 VARIABLES = ["DSIEM_MAXEPS", "MAX_EPS", "DSIEM_MEDRISKMIN", "DSIEM_MEDRISKMAX", "DSIEM_STATUS",
              "DSIEM_TAGS", "DSIEM_REFERENCE_MODE", "DSIEM_MATCH_PROTOCOL", "DSIEM_MAXQUEUE",

@@ -10,7 +10,7 @@ import pytest
 from kit import CONFIGS, FIXTURES, cli
 from typer.testing import CliRunner
 
-from dsiem_sql.shell.cli import app
+from dsiem_sql.cli import app
 
 
 @pytest.fixture(autouse=True)

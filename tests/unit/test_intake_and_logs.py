@@ -1,4 +1,4 @@
-"""The intake queue (SPEC §9.3) and the log formats (§12.1)."""
+"""The intake queue and the log formats (docs/behaviour.md, "Intake" and "Logs")."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ import logging
 import sys
 
 from dsiem_sql.logtext import shown
-from dsiem_sql.shell.intake import Intake
-from dsiem_sql.shell.logs import JsonFormatter, PlainFormatter, RateLimitedLog
+from dsiem_sql.runtime.intake import MemoryIntake as Intake
+from dsiem_sql.runtime.logs import JsonFormatter, PlainFormatter, RateLimitedLog
+
+
+def taken(intake: Intake, limit: int) -> list[bytes | str]:
+    return [item.payload for item in asyncio.run(intake.take(limit))]
 
 
 def test_full_queue_drops_the_oldest_and_counts_it():
@@ -17,7 +21,7 @@ def test_full_queue_drops_the_oldest_and_counts_it():
     for i in range(5):
         intake.put(f"e{i}".encode())
     assert (intake.received, intake.dropped, len(intake)) == (5, 2, 3)
-    assert intake.take(10) == [b"e2", b"e3", b"e4"]
+    assert taken(intake, 10) == [b"e2", b"e3", b"e4"]
 
 
 def test_zero_means_unbounded():
@@ -30,19 +34,21 @@ def test_zero_means_unbounded():
 def test_closed_intake_takes_nothing_new_but_hands_out_what_it_has():
     intake = Intake()
     intake.put(b"a")
-    intake.close()
+    asyncio.run(intake.stop())
     intake.put(b"b")
-    assert intake.take(10) == [b"a"] and intake.received == 1
+    assert not intake.closed
+    assert taken(intake, 10) == [b"a"] and intake.received == 1
+    assert intake.closed
 
 
 def test_wait_returns_on_an_event_or_the_timeout():
-    async def scenario() -> tuple[list[bytes], list[bytes]]:
+    async def scenario() -> tuple[list[bytes | str], list[bytes | str]]:
         intake = Intake()
         await intake.wait(0.05)  # nothing comes: returns at the timeout
-        nothing = intake.take(5)
+        nothing = [item.payload for item in await intake.take(5)]
         asyncio.get_running_loop().call_soon(intake.put, b"late")
         await asyncio.wait_for(intake.wait(60), 30)  # returns on the event, a hang fails
-        return nothing, intake.take(5)
+        return nothing, [item.payload for item in await intake.take(5)]
 
     assert asyncio.run(scenario()) == ([], [b"late"])
 

@@ -5,38 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
 
 from dsiem_sql.engine import Engine
+from dsiem_sql.runtime.intake import Intake
+from dsiem_sql.runtime.worker import Counters
 
 log = logging.getLogger(__name__)
 
 
-class Queue(Protocol):
-    """What the service reads of an intake (`Intake`, or the JetStream consumer)."""
-
-    received: int
-    dropped: int
-
-    def __len__(self) -> int: ...
-
-    def wake(self) -> None:
-        """Make the worker's wait for events return now."""
-
-
-@dataclass
-class Counters:
-    """What the correlation task counts; read live by the watchdog and the metrics."""
-
-    processed: int = 0
-    invalid: int = 0
-    proc_seconds: float = 0.0  # spent correlating
-    alarm_lines: int = 0  # committed
-
-
 class Watchdog:
-    def __init__(self, intake: Queue, counters: Counters, engine: Engine, interval: float,
+    def __init__(self, intake: Intake, counters: Counters, engine: Engine, interval: float,
                  max_eps: int, sleep: Callable[[float], object] = asyncio.sleep):
         self.intake, self.counters, self.engine = intake, counters, engine
         self.interval, self.max_eps, self.sleep = interval, max_eps, sleep

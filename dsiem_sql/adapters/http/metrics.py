@@ -1,18 +1,13 @@
-"""Prometheus metrics, `/healthz` and `POST /-/reload`, served by a small asyncio HTTP server."""
+"""The Prometheus metrics of `serve`, read from the service's live values at each scrape
+(served on /metrics by `adapters/http/server.py`)."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from http import HTTPStatus
+from collections.abc import Callable, Iterator, Mapping
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-
-log = logging.getLogger(__name__)
-
 
 COUNTERS = {  # key of the live values -> (name, help); Prometheus adds `_total`
     "received": ("dsiem_events_received", "Events received from NATS"),
@@ -83,49 +78,3 @@ class Metrics(Collector):
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
-
-
-Reload = Callable[[str], Awaitable[tuple[int, str]]]
-
-
-async def serve_metrics(metrics: Metrics, host: str, port: int, healthy,
-                        reload: Reload | None = None) -> asyncio.Server:
-    """GET /metrics (Prometheus text), GET /healthz (200 when `healthy()` else 503), and
-    POST /-/reload: the HTTP status and message `reload` answers."""
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(reader.readline(), 5)
-            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
-                pass
-            parts = request.decode("latin-1").split()
-            method = parts[0] if parts else ""
-            path = parts[1] if len(parts) > 1 else "/"
-            if path == "/metrics":
-                status, body, kind = "200 OK", metrics.render(), CONTENT_TYPE_LATEST
-            elif path == "/healthz":
-                ok = healthy()
-                status = "200 OK" if ok else "503 Service Unavailable"
-                body, kind = (b"ok\n" if ok else b"not ready\n"), "text/plain"
-            elif path == "/-/reload" and reload is not None:
-                if method == "POST":
-                    code, message = await reload("POST /-/reload")
-                    status, body = f"{code} {HTTPStatus(code).phrase}", f"{message}\n".encode()
-                else:
-                    status, body = "405 Method Not Allowed", b"use POST to reload\n"
-                kind = "text/plain; charset=utf-8"
-            else:
-                status, body, kind = "404 Not Found", b"not found\n", "text/plain"
-            writer.write(
-                f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
-                "Connection: close\r\n\r\n".encode() + body
-            )
-            await writer.drain()
-        except (TimeoutError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(handle, host, port)
-    log.info("metrics on http://%s:%d/metrics", host, port)
-    return server

@@ -1,4 +1,5 @@
-"""Offline replay: JSON-lines events through the engine at full speed, event time as clock.
+"""`dsiem-sql replay`: JSON-lines events through the engine at full speed, on the event-time
+clock, by the same worker loop as `serve`, with a file intake (`adapters/file.py`).
 
 A `Correlator` hands the changes in batches to a sink: the output files directly
 (`FileSink`), or the database first (`Store`, group commit).
@@ -7,29 +8,26 @@ A `Correlator` hands the changes in batches to a sink: the output files directly
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import os
-import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
+from dsiem_sql import defaults
+from dsiem_sql.adapters.file import FileIntake, open_events
 from dsiem_sql.config.loader import Config
-from dsiem_sql.engine import Engine, InvalidEvent, Stats, decode_event
-from dsiem_sql.engine.engine import wall_clock
+from dsiem_sql.engine import Engine, EngineOptions, Stats
 from dsiem_sql.enrichment.enricher import Enricher, checkers
 from dsiem_sql.enrichment.lookups import Lookups
-from dsiem_sql.shell.aio import first_cause, settle_memory
-from dsiem_sql.shell.correlator import Batching, Correlator, EventClock, FileSink, Sink
-from dsiem_sql.shell.logs import RateLimitedLog
+from dsiem_sql.runtime.aio import first_cause, settle_memory
+from dsiem_sql.runtime.correlator import Batching, Correlator, EventClock, FileSink, Sink
+from dsiem_sql.runtime.worker import DAY, Worker
 from dsiem_sql.store.outbox import Appender
 
 log = logging.getLogger(__name__)
-DAY = 86400
-READ_BUFFER = 4 * 1024 * 1024
 
 
 @dataclass
@@ -44,6 +42,24 @@ class ReplaySummary:
     @property
     def events_per_second(self) -> float:
         return self.read / self.seconds if self.seconds > 0 else 0.0
+
+    def rows(self) -> list[tuple[str, Any]]:
+        """What `dsiem-sql replay` prints."""
+        s = self.stats
+        return [
+            ("events read", self.read),
+            ("invalid", self.invalid),
+            ("whitelisted", s.whitelisted),
+            ("matched", s.matched),
+            ("backlogs opened", s.backlogs_opened),
+            ("backlogs finished", s.finished),
+            ("backlogs expired", s.expired),
+            ("alarms", s.alarms),
+            ("alarm lines", s.alarm_lines),
+            ("live backlogs", self.live_backlogs),
+            ("seconds", f"{self.seconds:.3f}"),
+            ("events/s", f"{self.events_per_second:,.0f}"),
+        ]
 
 
 async def replay(
@@ -62,39 +78,18 @@ async def replay(
     it starts; each commit records the position reached (for `--resume`).
     """
     assert correlator.clock is not None, "replay runs on event time"
-    summary = ReplaySummary()
     started = time.perf_counter()
-    invalid_log = RateLimitedLog(log, "invalid events")
-    for text in lines:
-        line += 1
-        offset += len(text)
-        if not text.strip():
-            continue
-        summary.read += 1
-        try:
-            event = decode_event(text)
-        except InvalidEvent as exc:
-            summary.invalid += 1
-            invalid_log.warning("line %d: %s, skipping it", line, exc)
-            continue
-        correlator.feed(event)
-        if correlator.due(empty=True):
-            await correlator.commit(_position(source, line, offset))
-            await asyncio.sleep(0)  # let lookups in flight make progress
-            invalid_log.flush()
-    invalid_log.flush(force=True)
-    summary.event_clock = correlator.clock.now
-    if final_sweep:
-        correlator.sweep(wall_clock())
-    await correlator.finish(_position(source, line, offset))
-    summary.seconds = time.perf_counter() - started
-    summary.stats = correlator.engine.stats
-    summary.live_backlogs = len(correlator.engine.backlogs)
-    return summary
-
-
-def _position(source: str | None, line: int, offset: int) -> tuple[str, int, int] | None:
-    return None if source is None else (source, line, offset)
+    intake = FileIntake(lines, correlator.clock, source, line, offset)
+    worker = Worker(intake, correlator, final_sweep=final_sweep)
+    await worker.run()
+    return ReplaySummary(
+        read=intake.received,
+        invalid=worker.counters.invalid,
+        live_backlogs=len(correlator.engine.backlogs),
+        seconds=time.perf_counter() - started,
+        event_clock=worker.clock_at_end,
+        stats=correlator.engine.stats,
+    )
 
 
 @dataclass(frozen=True)
@@ -105,16 +100,23 @@ class ReplayRun:
     out: str
     db: str | None = None
     resume: bool = False
-    sync: str = "normal"
+    sync: str = defaults.DB_SYNC
     batching: Batching = field(default_factory=Batching)
-    retention_days: int = 7
+    retention_days: int = defaults.RETENTION_DAYS
     final_sweep: bool | None = None  # default: on without a database, off with one
-    cache_minutes: int = 10
+    cache_minutes: int = defaults.CACHE_MINUTES
     intel_private_ip: bool = False
 
 
 class ReplayError(Exception):
     pass
+
+
+def run_replay(run: ReplayRun, config: Config, engine_options: EngineOptions) -> ReplaySummary:
+    """`dsiem-sql replay`: a new engine on the event clock, through `replay_file`."""
+    clock = EventClock()
+    engine = Engine(config, engine_options, clock=clock)
+    return asyncio.run(replay_file(run, engine, clock, config))
 
 
 async def replay_file(
@@ -125,7 +127,7 @@ async def replay_file(
     if run.resume and (run.db is None or run.file == "-"):
         raise ReplayError("--resume needs --db and an event file (not stdin)")
     try:
-        source = _open_events(run.file)
+        source = open_events(run.file)
     except OSError as exc:
         raise ReplayError(f"{run.file}: cannot read events: {exc.strerror}") from None
     enricher = Enricher(
@@ -140,21 +142,7 @@ async def replay_file(
             raise first_cause(failure) from None
 
 
-def _open_events(path: str) -> BinaryIO:
-    """The event input, read in blocks of `READ_BUFFER`. At the default 8 KB, the engine's
-    thread lets go of the interpreter lock for a moment at every read, and each time the
-    writer's thread has to start waiting for it anew: CPython hands the lock over on request
-    only once its holder kept it 5 ms without a break. Commits then waited up to 100 ms to
-    start, and `replay --db` ran at half its speed."""
-    if path != "-":
-        return open(path, "rb", buffering=READ_BUFFER)
-    try:
-        return open(sys.stdin.fileno(), "rb", buffering=READ_BUFFER, closefd=False)
-    except (AttributeError, OSError, io.UnsupportedOperation):  # stdin replaced, as in tests
-        return sys.stdin.buffer
-
-
-async def _replay(run: ReplayRun, source, engine: Engine, clock: EventClock,
+async def _replay(run: ReplayRun, source: BinaryIO, engine: Engine, clock: EventClock,
                   enricher: Enricher) -> ReplaySummary:
     async with enricher, asyncio.TaskGroup() as tasks:
 
@@ -171,11 +159,12 @@ async def _replay(run: ReplayRun, source, engine: Engine, clock: EventClock,
         return await _replay_into_database(run, source, correlator, engine, clock)
 
 
-async def _replay_into_database(run: ReplayRun, source, correlator, engine: Engine,
+async def _replay_into_database(run: ReplayRun, source: BinaryIO, correlator, engine: Engine,
                                 clock: EventClock) -> ReplaySummary:
     from dsiem_sql.store.store import Store  # SQLAlchemy and alembic load only when a db is used
 
     name = None if run.file == "-" else os.path.abspath(run.file)
+    assert run.db is not None
     store = Store(run.db, run.out, run.sync)  # type: ignore[arg-type]
     await store.open()
     try:

@@ -22,12 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from dsiem_sql.adapters.http.frontend import download_config
 from dsiem_sql.config import ConfigError, load_config
 from dsiem_sql.config.loader import Config
 from dsiem_sql.engine import CompiledConfig, Reloaded
-from dsiem_sql.shell.aio import Stopped, unless_stopped
-from dsiem_sql.shell.download import download_config
-from dsiem_sql.store.database import lock_holder
+from dsiem_sql.runtime.aio import Stopped, unless_stopped
+from dsiem_sql.store.database import connect_read_only, lock_holder
 from dsiem_sql.store.store import ReloadRecord, Store
 
 log = logging.getLogger(__name__)
@@ -268,7 +268,7 @@ def reload_serve(db: Path, timeout: float, poll: float = 0.1) -> ReloadResult:
 def _outcome(db: Path, since: float) -> ReloadResult | None:
     """The first reload recorded that started at `since` or later."""
     try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        con = connect_read_only(db)
         try:
             row = con.execute(
                 "SELECT result, message FROM reloads WHERE started >= ? ORDER BY id LIMIT 1",

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from dsiem_sql.config.errors import ConfigError
 from dsiem_sql.config.loader import load_config
-from dsiem_sql.shell.aio import Stopped, unless_stopped
+from dsiem_sql.runtime.aio import Stopped, unless_stopped
 
 log = logging.getLogger(__name__)
 SHARED_PREFIXES = ("assets_", "intel_", "vuln_")

@@ -18,7 +18,8 @@ from dsiem_sql.engine import Changes, Engine, Event
 from dsiem_sql.enrichment.lookups import Lookups
 from dsiem_sql.store.outbox import Appender, Line
 
-Progress = tuple[str, int, int]  # (input source, line, byte offset) reached
+Progress = tuple[str, int, int]  # (input source, line or sequence, byte offset) reached
+OnCommit = Callable[[float, Changes, Progress | None], None]
 
 
 class EventClock:
@@ -77,11 +78,12 @@ class Correlator:
         lookups: Lookups | None = None,
         tasks: asyncio.TaskGroup | None = None,
         monotonic: Callable[[], float] = time.monotonic,
-        on_commit: Callable[[float, Changes], None] | None = None,
+        on_commit: OnCommit | None = None,
     ):
         """With `clock`, the clock is event time: it advances with each event, and expiry
         runs whenever it does; otherwise the caller calls `expire` on its ticks. With
-        `tasks`, each write runs as a task of that group while the next batch is built."""
+        `tasks`, each write runs as a task of that group while the next batch is built.
+        `on_commit` hears of each write done: its seconds, changes and progress."""
         self.engine = engine
         self.sink = sink
         self.batching = batching
@@ -152,16 +154,16 @@ class Correlator:
         batch = self.sink.snapshot(changes, self.engine.clock(), progress)
         await self.written()
         if self.tasks is not None:
-            self._writing = self.tasks.create_task(self._write(batch, changes))
+            self._writing = self.tasks.create_task(self._write(batch, changes, progress))
         else:
-            await self._write(batch, changes)
+            await self._write(batch, changes, progress)
 
-    async def _write(self, batch: Any, changes: Changes) -> None:
+    async def _write(self, batch: Any, changes: Changes, progress: Progress | None) -> None:
         assert self.sink is not None
         started = time.perf_counter()
         await self.sink.write(batch)
         if self.on_commit is not None:
-            self.on_commit(time.perf_counter() - started, changes)
+            self.on_commit(time.perf_counter() - started, changes, progress)
 
     async def written(self) -> None:
         """Wait for the write under way; its error is raised here."""

@@ -13,7 +13,7 @@ up to the one reached is skipped. This needs the messages in stream order: the c
 recreated at the next sequence wanted whenever its deliveries cannot be in order (a delivery
 lost on the way, a consumer still waiting for the acknowledgements of a killed process).
 
-The clock (`StreamService`): each message moves the engine clock to the time NATS stored it,
+The clock (`JetStreamIntake`): each message moves the engine clock to the time NATS stored it,
 and expiry runs whenever that clock advances, before the event is correlated; while nothing is
 pending, the clock follows the wall clock (at each expiry tick). A backlog thus expires, or
 takes its next event, by when that event reached NATS, whether serve was running then or
@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -33,25 +32,17 @@ from typing import TYPE_CHECKING
 
 import nats
 import orjson
-from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import api
 from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
-from dsiem_sql.engine import Changes
+from dsiem_sql.adapters.nats.connection import EVENTS_SUBJECT, Connection
+from dsiem_sql.adapters.nats.options import NatsConfigError, StreamOptions
 from dsiem_sql.engine.engine import wall_clock
-from dsiem_sql.shell.bus import (
-    EVENTS_SUBJECT,
-    Bus,
-    Delivery,
-    NatsClient,
-    NatsConfigError,
-    StreamOptions,
-)
-from dsiem_sql.shell.correlator import Correlator, EventClock
-from dsiem_sql.shell.overload import Overload
-from dsiem_sql.shell.service import DAY, TAKE, Service
+from dsiem_sql.internals import Delivery, NatsClient
+from dsiem_sql.runtime.correlator import EventClock, Progress
+from dsiem_sql.runtime.intake import Item
 
 if TYPE_CHECKING:
     from dsiem_sql.store.resume import Resumed
@@ -70,18 +61,7 @@ API_TIMEOUT = 5.0
 TRANSIENT = (ServiceUnavailableError, nats.errors.TimeoutError, TimeoutError,
              nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
              nats.errors.NoRespondersError, nats.errors.StaleConnectionError)
-BAD_NAME = re.compile(r"[\s.*>/\\]")
 NS = 1_000_000_000
-
-
-def check_names(options: StreamOptions, node: str) -> None:
-    """Raise NatsConfigError if the stream or the consumer of `node` cannot be named so."""
-    if not options.stream or BAD_NAME.search(options.stream):
-        raise NatsConfigError(f"--js-stream {options.stream!r}: a stream name cannot be empty "
-                              f"or hold spaces, '.', '*', '>', '/' or '\\'")
-    if BAD_NAME.search(node):
-        raise NatsConfigError(f"--node {node!r}: names the JetStream consumer dsiem-sql-{node}, "
-                              f"which cannot hold spaces, '.', '*', '>', '/' or '\\'")
 
 
 def subject_matches(pattern: str, subject: str) -> bool:
@@ -118,7 +98,6 @@ class Consumer:
         self.next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self.name}"
         self.buffer: deque[Delivery] = deque()
         self.received = 0
-        self.dropped = 0  # never: the watchdog's field
         self.credit = 0  # messages asked for and not delivered yet
         self.heard = time.monotonic()  # the last message or status from the server
         self.next_cseq = 1  # the consumer sequence the next delivery must have
@@ -377,100 +356,160 @@ def _in_order_from(info: api.ConsumerInfo, start: int) -> bool:
             and info.delivered is not None and info.delivered.stream_seq == start - 1)
 
 
-class StreamService(Service):
-    """`serve` with `--intake jetstream`: as `Service`, with the events of the consumer.
+class JetStreamIntake:
+    """The intake of `serve --intake jetstream`: the messages of the node's consumer, in
+    stream order, each once.
 
-    The engine clock is an `EventClock` of stream timestamps (whole seconds): before each
-    message it is moved to the time NATS stored that message, and the backlogs that timed out
-    by then expire first (as `replay` does with event times). At each expiry tick
-    (`--expiry-interval`, 10 s), if the consumer had nothing pending, it is moved to the wall
-    clock instead. After an outage the backlog of events is thus correlated as it was stored:
-    a backlog whose next event reached NATS before its deadline takes it, one whose deadline
-    passed first expires, just as when serve was running all along.
+    The engine clock is an `EventClock` of stream timestamps (whole seconds): each message
+    carries the time NATS stored it (`Item.time`), and the worker moves the clock there, and
+    expires what timed out by then, before the event. At each expiry tick, if the consumer had
+    nothing pending, the clock moves to the wall clock instead. After an outage the events
+    are thus correlated as they were stored: a backlog whose next event reached NATS before
+    its deadline takes it, one whose deadline passed first expires, just as when serve was
+    running all along.
+
+    Ordering, de-duplication and gaps are handled in `take`: a delivery that did not arrive
+    makes the consumer be created anew at the next sequence wanted; a message up to the
+    sequence already processed is skipped (counted as redelivered); sequences the stream's
+    limits deleted are reported as lost. A commit written (`committed`) is acknowledged at the
+    next turn, up to its last message.
     """
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.clock = EventClock()
-        self.source = self.progress = f"jetstream:{self.options.jetstream.stream}"
+    label: str | None = None
+    dropped = 0  # the stream keeps what the worker has not taken
+
+    def __init__(self, connection: Connection, options: StreamOptions, node: str):
+        self.connection = connection
+        self.options = options
+        self.node = node
+        self.source = f"jetstream:{options.stream}"
+        self.event_clock = EventClock()
         self.consumer: Consumer | None = None
-        self.fed = 0  # stream sequence of the last message handed to the correlator
-        self.committed = 0  # ... of the last commit asked for
+        self.fed = 0  # stream sequence of the last message taken
+        self.sequence = 0  # ... of the last one whose commit is written
         self.lost = 0  # events the stream's limits deleted before they were processed
         self.redelivered = 0  # messages skipped as delivered again
         self.last_stamp = 0  # stream timestamp (ns) of the last message taken
-        self._commits: deque[tuple[int, Delivery | None]] = deque()  # (sequence, its message)
+        self._taken: deque[tuple[int, Delivery]] = deque()  # the last message of each take
         self._written: Delivery | None = None  # the last message of the last commit written
         self._acked: Delivery | None = None
-        self._start: int | None = None
 
-    # -- the hooks of Service ----------------------------------------------------------------
+    @property
+    def clock(self) -> Callable[[], int]:
+        return self.event_clock
 
-    def _engine_clock(self) -> Callable[[], int]:
-        return self.clock
+    @property
+    def received(self) -> int:
+        return self.consumer.received if self.consumer is not None else 0
 
-    def _bus(self) -> Bus:
-        return Bus(self.options.nats, None)
+    def __len__(self) -> int:
+        return len(self.consumer) if self.consumer is not None else 0
 
-    def _resumed(self, resumed: Resumed) -> None:
-        self.clock.now = resumed.clock
+    @property
+    def closed(self) -> bool:
+        return self.consumer is not None and self.consumer.closed and not len(self.consumer)
+
+    async def open(self, resumed: Resumed, stop: asyncio.Event) -> bool:
+        """Find or create the stream and the consumer, retrying what can pass until `stop`;
+        deliver from the sequence after the one `resumed` reached."""
+        self.event_clock.now = resumed.clock
+        start = None
         if resumed.line:
-            self.fed = self.committed = resumed.line
-            self._start = resumed.line + 1
-            log.info("resuming JetStream stream %s after sequence %d", self.options.jetstream
-                     .stream, resumed.line)
-
-    async def _open_intake(self, stop: asyncio.Event) -> bool:
-        """Find or create the stream and the consumer, retrying what can pass until `stop`."""
-        assert self.bus is not None and self.bus.client is not None
-        client = self.bus.client
-        self.consumer = Consumer(client, self.options.jetstream, self.options.node)
+            self.fed = resumed.line
+            start = resumed.line + 1
+            log.info("resuming JetStream stream %s after sequence %d", self.options.stream,
+                     resumed.line)
+        client = self.connection.nats
+        consumer = self.consumer = Consumer(client, self.options, self.node)
         delay = 0.5
         while not stop.is_set():
             try:
-                start, lost = await self.consumer.open(self._start)
+                start, lost = await consumer.open(start)
                 break
             except TRANSIENT as exc:
                 if isinstance(exc, ServiceUnavailableError | nats.errors.NoRespondersError) \
-                        and not client._server_info.get("jetstream"):
+                        and not client.has_jetstream:
                     raise NatsConfigError(
-                        f"NATS server {_server(client)} does not have JetStream enabled, which "
+                        f"NATS server {client.server()} does not have JetStream enabled, which "
                         f"--intake jetstream needs (nats-server -js, or a jetstream block in "
                         f"its config)") from None
                 log.warning("JetStream is not available now (%s); retrying in %.1f s",
                             exc or type(exc).__name__, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, self.options.nats.max_backoff)
+            delay = min(delay * 2, self.connection.options.max_backoff)
         else:
             return False
         if lost:
             self._report_lost(start - lost, start)
-        self.fed = start - 1
+        self.fed = self.sequence = start - 1
         return True
 
-    async def _stop_intake(self) -> None:
-        assert self.consumer is not None
-        await self.consumer.close()
+    async def wait(self, timeout: float) -> None:
+        consumer = self._consumer
+        if not consumer.closed and (consumer.gone or consumer.silent):
+            await self._check_consumer(consumer)
+        await consumer.request()
+        await consumer.wait(timeout)
+        await self._acknowledge()
 
-    @property
-    def queue(self) -> Consumer:
-        assert self.consumer is not None
-        return self.consumer
+    async def take(self, limit: int) -> list[Item]:
+        consumer = self._consumer
+        items: list[Item] = []
+        last: Delivery | None = None
+        for msg in consumer.take(limit):
+            seq, cseq, stamp, undelivered = delivery(msg.reply)
+            if cseq != consumer.next_cseq:  # a delivery did not arrive
+                await consumer.reset(self.fed + 1, f"delivery {consumer.next_cseq} did not "
+                                                   f"arrive (got {cseq})")
+                break  # the messages delivered after it are dropped
+            consumer.next_cseq, consumer.undelivered = cseq + 1, undelivered
+            if seq <= self.fed:
+                self.redelivered += 1
+                continue
+            if seq > self.fed + 1:
+                lost = await consumer.lost_before(seq, self.fed + 1)
+                if lost:
+                    self._report_lost(self.fed + 1, self.fed + 1 + lost)
+            self.fed, self.last_stamp, last = seq, stamp, msg
+            items.append(Item(msg.data, stamp // NS, seq))
+        if last is not None:
+            self._taken.append((self.fed, last))
+        return items
 
-    def _live(self) -> dict[str, float]:
-        values = super()._live()
-        c = self.consumer
-        values.update(
-            received=c.received if c is not None else 0,
-            queue_length=len(c) if c is not None else 0,
-            stream_pending=c.pending if c is not None else 0,
-            stream_lag=self.lag(),
-            stream_lost=self.lost,
-            stream_redelivered=self.redelivered,
-            stream_sequence=self.committed,
-        )
-        return values
+    def tick(self) -> bool:
+        return not self._consumer.pending and self.event_clock.advance(wall_clock())
+
+    def position(self) -> Progress:
+        return (self.source, self.fed, 0)
+
+    def committed(self, progress: Progress | None) -> None:
+        assert progress is not None
+        self.sequence = progress[1]
+        while self._taken and self._taken[0][0] <= self.sequence:
+            self._written = self._taken.popleft()[1]
+        self.wake()  # acknowledged at the worker's next turn
+
+    def wake(self) -> None:
+        if self.consumer is not None:
+            self.consumer.wake()
+
+    async def stop(self) -> None:
+        await self._consumer.close()
+
+    async def close(self) -> None:
+        await self._acknowledge()
+        with contextlib.suppress(nats.errors.Error, TimeoutError):
+            await self.connection.nats.flush(2)
+
+    def values(self) -> dict[str, float]:
+        return {
+            "stream_pending": self.consumer.pending if self.consumer is not None else 0,
+            "stream_lag": self.lag(),
+            "stream_lost": self.lost,
+            "stream_redelivered": self.redelivered,
+            "stream_sequence": self.sequence,
+        }
 
     def lag(self) -> float:
         """Seconds since NATS stored the oldest message not processed yet (0 when none)."""
@@ -480,97 +519,18 @@ class StreamService(Service):
         stamp = delivery(oldest.reply)[2] if oldest is not None else self.last_stamp
         return max(0.0, time.time() - stamp / NS)
 
-    def _committed(self, seconds: float, changes: Changes) -> None:
-        super()._committed(seconds, changes)
-        self._written = self._commits.popleft()[1] or self._written
-        if self.consumer is not None:
-            self.consumer.wake()
-
-    # -- the worker ----------------------------------------------------------------------------
-
-    async def _work(self, correlator: Correlator, overload: Overload) -> None:
-        o = self.options
-        consumer = self.consumer
-        assert consumer is not None
-        store = self.store
-        assert store is not None
-        now = self.monotonic()
-        next_expiry, next_prune = now, now + 3600
-        while True:
-            now = self.turned = self.monotonic()
-            if not consumer.closed and (consumer.gone or consumer.silent):
-                await self._check_consumer(consumer)
-            await consumer.request()
-            await consumer.wait(min(next_expiry - now, correlator.seconds_to_due(1.0)))
-            await self._acknowledge()
-            started = time.perf_counter()
-            for msg in consumer.take(TAKE):
-                seq, cseq, stamp, undelivered = delivery(msg.reply)
-                if cseq != consumer.next_cseq:  # a delivery did not arrive
-                    await consumer.reset(self.fed + 1, f"delivery {consumer.next_cseq} did not "
-                                                       f"arrive (got {cseq})")
-                    break  # the messages delivered after it are dropped
-                consumer.next_cseq, consumer.undelivered = cseq + 1, undelivered
-                if seq <= self.fed:
-                    self.redelivered += 1
-                    continue
-                if seq > self.fed + 1:
-                    lost = await consumer.lost_before(seq, self.fed + 1)
-                    if lost:
-                        self._report_lost(self.fed + 1, self.fed + 1 + lost)
-                self._take(msg, seq, stamp, correlator, overload)
-            self.counters.proc_seconds += time.perf_counter() - started
-            self.reloader.take_pending()  # a reloaded config, between two events
-            now = self.monotonic()
-            if now >= next_expiry:
-                if not consumer.pending and self.clock.advance(wall_clock()):
-                    correlator.expire()
-                next_expiry = now + o.expiry_interval
-                if await store.checkpoint():
-                    log.info("%s: the WAL, grown while a reader held it, is truncated", o.db)
-            if consumer.closed and not len(consumer):
-                self._commits.append((self.fed, self._last))
-                await correlator.finish((self.progress, self.fed, 0))
-                self.committed = self.fed
-                await self._acknowledge()
-                with contextlib.suppress(nats.errors.Error, TimeoutError):
-                    await consumer.client.flush(2)
-                self.invalid_log.flush(force=True)
-                return
-            if correlator.due(empty=self.fed > self.committed):
-                self._commits.append((self.fed, self._last))
-                await correlator.commit((self.progress, self.fed, 0))
-                self.committed = self.fed
-            if now >= next_prune:
-                await store.prune(wall_clock() - o.retention_days * DAY)
-                next_prune = now + 3600
-            self.invalid_log.flush()
-            await asyncio.sleep(0)
-
-    _last: Delivery | None = None  # the last message handed to the correlator
-
-    def _take(self, msg: Delivery, seq: int, stamp: int, correlator: Correlator,
-              overload: Overload) -> None:
-        """Correlate the message after the last one, as of the time NATS stored it."""
-        self.fed, self._last, self.last_stamp = seq, msg, stamp
-        if self.clock.advance(stamp // NS):
-            correlator.expire()
-        max_delay = self.options.max_delay
-        if max_delay and time.time_ns() - stamp > max_delay * NS:
-            overload.signal()
-        event = self._decode(msg.data)
-        if event is not None:
-            correlator.feed(event)
-            self.counters.processed += 1
+    @property
+    def _consumer(self) -> Consumer:
+        assert self.consumer is not None, "open the intake first"
+        return self.consumer
 
     async def _acknowledge(self) -> None:
         """Acknowledge the messages up to the last one whose commit is written."""
         msg = self._written
         if msg is None or msg is self._acked:
             return
-        assert self.consumer is not None
         try:
-            await self.consumer.client.publish(msg.reply, b"+ACK")
+            await self.connection.nats.publish(msg.reply, b"+ACK")
         except nats.errors.Error as exc:  # redelivered later, and skipped then
             log.debug("cannot acknowledge: %s", exc)
             return
@@ -588,9 +548,4 @@ class StreamService(Service):
         self.lost += end - first
         log.error("%d events lost: stream %s deleted sequences %d..%d (its limits: --js-max-age, "
                   "--js-max-bytes) before they were processed", end - first,
-                  self.options.jetstream.stream, first, end - 1)
-
-
-def _server(client: Client) -> str:
-    uri = getattr(client, "_current_server", None)
-    return f"{uri.uri.scheme}://{uri.uri.netloc.rpartition('@')[2]}" if uri else "?"
+                  self.options.stream, first, end - 1)

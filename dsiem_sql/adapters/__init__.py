@@ -1,0 +1,1 @@
+"""What connects the runtime to the outside: NATS (`nats/`), HTTP (`http/`), files."""

@@ -1,0 +1,1 @@
+"""NATS: options and their checks, the connection, the core and JetStream intakes."""

@@ -1,0 +1,81 @@
+"""The options that several commands share, with their flags, `DSIEM_*` variables and help;
+the defaults come from `dsiem_sql.defaults`. The engine settings default to None, which
+stands for `EngineSettings`' default (`runtime/settings.py`), so that they are checked
+together."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dsiem_sql import defaults
+
+
+class Intake(StrEnum):
+    core = "core"
+    jetstream = "jetstream"
+
+
+class DbSync(StrEnum):
+    normal = "normal"
+    full = "full"
+
+
+DEFAULT_INTAKE = Intake(defaults.INTAKE)
+DEFAULT_DB_SYNC = DbSync(defaults.DB_SYNC)
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+ConfigsOpt = Annotated[
+    Path,
+    typer.Option("--configs", envvar="DSIEM_CONFIGS", help="Directory of Dsiem config files."),
+]
+DbOpt = Annotated[Path, typer.Option("--db", envvar="DSIEM_DB", help="SQLite database.")]
+
+ReferenceModeOpt = Annotated[str | None, typer.Option(
+    "--reference-mode", envvar="DSIEM_REFERENCE_MODE",
+    help="value (default) or rule (Go Dsiem)")]
+MinAlarmLifetimeOpt = Annotated[int | None, typer.Option(
+    "-l", "--min-alarm-lifetime", envvar="DSIEM_MINALARMLIFETIME",
+    help="Minutes added to deadlines (default 0)")]
+StatusOpt = Annotated[str | None, typer.Option(
+    "-s", "--status", envvar="DSIEM_STATUS",
+    help="Alarm statuses, the first for new alarms (default Open,In-Progress,Closed)")]
+TagsOpt = Annotated[str | None, typer.Option(
+    "-t", "--tags", envvar="DSIEM_TAGS",
+    help="Alarm tags, the first for new alarms (default Identified Threat,False Positive,"
+         "Valid Threat,Security Incident)")]
+MedRiskMinOpt = Annotated[int | None, typer.Option(
+    "--med_risk_min", "--med-risk-min", envvar="DSIEM_MEDRISKMIN",
+    help="Lowest Medium risk, 2..8 (default 3)")]
+MedRiskMaxOpt = Annotated[int | None, typer.Option(
+    "--med_risk_max", "--med-risk-max", envvar="DSIEM_MEDRISKMAX",
+    help="Highest Medium risk, 3..9 (default 6)")]
+MatchProtocolOpt = Annotated[bool | None, typer.Option(
+    "--match-protocol", envvar="DSIEM_MATCH_PROTOCOL", help="Match rule protocols exactly.")]
+TaxonomyCustomDataOpt = Annotated[bool | None, typer.Option(
+    "--taxonomy-custom-data", envvar="DSIEM_TAXONOMY_CUSTOM_DATA",
+    help="Check custom data on TaxonomyRules.")]
+CacheOpt = Annotated[int, typer.Option(
+    "-c", "--cache", envvar="DSIEM_CACHEDURATION", min=0, max=255,
+    help="Intel/vuln cache minutes; 0 = no cache.")]
+IntelPrivateIpOpt = Annotated[bool, typer.Option(
+    "--intel_private_ip", "--intel-private-ip", envvar="DSIEM_INTELPRIVATEIP",
+    help="Also look up private addresses in the intel sources.")]
+DbSyncOpt = Annotated[DbSync, typer.Option(
+    "--db-sync", envvar="DSIEM_DB_SYNC",
+    help="normal: survives a process crash; full: also a power loss (slower).")]
+CommitIntervalOpt = Annotated[int, typer.Option(
+    "--commit-interval", min=1, envvar="DSIEM_COMMIT_INTERVAL",
+    help="Group commit every this many ms.")]
+RetentionDaysOpt = Annotated[int, typer.Option(
+    "--retention-days", min=0, envvar="DSIEM_RETENTION_DAYS",
+    help="Delete ended backlogs this many days after they ended.")]
