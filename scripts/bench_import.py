@@ -2,7 +2,7 @@
 """Import throughput of legacy saved backlogs: prints a table of backlogs/s.
 
 Generates a config of three-stage directives and a directory of `--files` saved backlog files
-(`<directive id>.json`, [M] format, SPEC §11.2) of `--backlogs` backlogs each, waiting at
+(`<directive id>.json`, dsiem-backend's format) of `--backlogs` backlogs each, waiting at
 stage 2 or 3 with event ids, sticky values and (some) vulnerabilities. Then imports the
 directory through the real code path: `load_config`, `Engine`, `Store` on a fresh database and
 `dsiem_sql.legacy.importer.import_files` (which reads the files in worker processes), as
@@ -72,7 +72,7 @@ def write_configs(directory: Path, n: int) -> None:
 
 
 def saved_backlog(directive: int, n: int, t0: int, rnd: random.Random) -> dict:
-    """One live backlog as [M] saves it: references resolved, saved_* keys."""
+    """One live backlog as dsiem-backend saves it: references resolved, saved_* keys."""
     src, dst = f"198.51.{directive % 200}.{n % 250}", f"10.{directive % 250}.{n // 250}.5"
     at_stage = rnd.choice((2, 3))
     start = t0 + n

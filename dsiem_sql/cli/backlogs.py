@@ -26,7 +26,8 @@ def import_backlogs_command(
     status: StatusOpt = None,
     tags: TagsOpt = None,
 ) -> None:
-    """Import legacy /logs/backlogs/*.json snapshots ([M] and [R] formats) as live backlogs."""
+    """Import legacy /logs/backlogs/*.json snapshots (of dsiem-backend and dsiem-rs) as live
+    backlogs."""
     import asyncio
 
     from rich.console import Console

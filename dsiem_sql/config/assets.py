@@ -1,4 +1,5 @@
-"""Asset lookups (SPEC §3.6): HOME_NET, whitelist, value, networks and host names."""
+"""Asset lookups (docs/behaviour.md, "Assets"): HOME_NET, whitelist, value, networks and host
+names."""
 
 from __future__ import annotations
 

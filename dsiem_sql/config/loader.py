@@ -1,4 +1,5 @@
-"""Load and validate a configuration directory, all or nothing (SPEC §3)."""
+"""Load and validate a configuration directory, all or nothing (docs/behaviour.md,
+"Config files")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pydantic models of the Dsiem configuration files (SPEC §3.3, §3.6, §3.7).
+"""Pydantic models of the Dsiem configuration files (docs/behaviour.md, "Config files").
 
 Typing is strict, as in the Rust decoders: `"priority": "3"` or `null` for a string is an error.
 Unknown keys are ignored.

@@ -1,5 +1,5 @@
-"""Strict address and port parsing with the error texts of the Rust reference (SPEC §3.4),
-and the items of a rule's comma list."""
+"""Strict address and port parsing with the error texts of the Rust backends, and the items
+of a rule's comma list (docs/behaviour.md, "Directive validation", "Address lists")."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def try_parse_cidr(text: str) -> IPNetwork | None:
 def list_items(value: str) -> Iterator[tuple[bool, str]]:
     """The items of a comma list (addresses, ports, comma custom data) as (negated, item):
     each item trimmed, and negated when it starts with `!`, every `!` of it then removed
-    (SPEC §4.3, §4.4)."""
+    (docs/behaviour.md, "Address lists", "Ports")."""
     for raw in value.split(","):
         item = raw.strip()
         if item.startswith("!"):

@@ -1,6 +1,7 @@
-"""Directive validation, in the exact order and with the messages of SPEC §3.4 ([M]).
+"""Directive validation, in dsiem-backend's order and with its messages (docs/behaviour.md,
+"Directive validation").
 
-Three checks are added after the reference ones, each with its own message: stages must be
+Three checks are added after dsiem-backend's, each with its own message: stages must be
 numbered 1..N in array order, `sticky_different` must be a known field, and a reference `:N`
 (also in custom data and protocol) must point to an earlier stage.
 """
@@ -120,7 +121,8 @@ def _check_reference(value: str, stage: int, highest: int) -> None:
 
 def _bare_items(value: str) -> list[str]:
     """The items of a comma list as validation reads them: without any `!`, wherever it
-    stands (matching removes them only from a negated item), and trimmed (SPEC §3.4)."""
+    stands (matching removes them only from a negated item), and trimmed, as dsiem-backend
+    reads them."""
     return [item.replace("!", "").strip() for _, item in list_items(value)]
 
 

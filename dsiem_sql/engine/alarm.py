@@ -1,4 +1,5 @@
-"""Alarm lines for `siem_alarms.json` (SPEC §7.1), keys in [M] order, no `saved_*` keys."""
+"""Alarm lines for `siem_alarms.json`, keys in dsiem-backend's order, no `saved_*` keys
+(docs/behaviour.md, "Alarm lines", "Alarm fields")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The correlation engine: pure, synchronous, deterministic (SPEC §5–§6).
+"""The correlation engine: pure, synchronous, deterministic (docs/behaviour.md, from
+"Backlogs of a directive" to "Alarm-event lines").
 
 The engine does no I/O. It reads the time from an injected clock, and every call returns the
 `Changes` it made, which the shell persists and writes out.
@@ -167,7 +168,8 @@ class Engine:
         return changes
 
     def expire(self, into: Changes | None = None) -> Changes:
-        """End every backlog whose current stage timed out by now (SPEC §5.7)."""
+        """End every backlog whose current stage timed out by now (docs/behaviour.md,
+        "Expiry")."""
         changes = Changes() if into is None else into
         if self._drained:
             self._drop_drained()
@@ -186,8 +188,9 @@ class Engine:
         vulnerabilities: list[tuple[str, str, str]],
         into: Changes | None = None,
     ) -> Changes:
-        """Merge lookup results into the alarm (§13 row 19); a new alarm line when anything
-        was new. The backlog may have ended meanwhile: its alarm is still updated."""
+        """Merge lookup results into the alarm; a new alarm line when anything was new. The
+        backlog may have ended meanwhile: its alarm is still updated (docs/behaviour.md,
+        "Enrichment")."""
         changes = Changes() if into is None else into
         new = False
         for records, found in ((b.intel_hits, intel), (b.vulnerabilities, vulnerabilities)):
@@ -318,7 +321,8 @@ class Engine:
         return True
 
     def _offer(self, b: Backlog, e: Event, ch: Changes) -> bool:
-        """Offer `e` to backlog `b`; True when the backlog consumes it ([G] semantics)."""
+        """Offer `e` to backlog `b`; True when the backlog consumes it, as in Go Dsiem
+        (docs/behaviour.md, "Consumed events")."""
         cur = b.current
         if not cur.rule.matches(e, self.assets, *self._match_args):
             if b.definition.all_rules_always_active:
@@ -443,8 +447,9 @@ class Engine:
             b.risk_class = risk_class(risk, self.options.med_risk_min, self.options.med_risk_max)
 
     def _update_alarm(self, b: Backlog, ch: Changes, lookups: bool = False) -> None:
-        """Write an alarm line when the risk is at least 1 (SPEC §6.4). With `lookups`, the
-        shell also runs the intel and vuln lookups and calls `enrich` with their results."""
+        """Write an alarm line when the risk is at least 1 (docs/behaviour.md, "Alarm lines").
+        With `lookups`, the shell also runs the intel and vuln lookups and calls `enrich` with
+        their results."""
         if b.risk == 0:
             return
         if lookups:
@@ -485,7 +490,8 @@ class Engine:
         return self.clock() - self.options.min_alarm_lifetime * 60
 
     def _title(self, name: str, e: Event) -> str:
-        """Substitute SRC_IP / DST_IP with the host asset name or the address (§13 row 14)."""
+        """Substitute SRC_IP / DST_IP with the host asset name or the address
+        (docs/behaviour.md, "Alarm title")."""
         if "SRC_IP" in name:
             name = name.replace("SRC_IP", self.assets.name(e.src_ip) or e.src_ip)
         if "DST_IP" in name:
@@ -518,7 +524,8 @@ def _pin_addresses(rule: Rule, e: Event) -> Rule:
 
 
 def _resolve_chained(rules: list[Rule], e: Event) -> list[Rule]:
-    """`--reference-mode rule`: the Go Dsiem resolution at backlog creation (SPEC §4.9.2).
+    """`--reference-mode rule`: the Go Dsiem resolution at backlog creation
+    (docs/behaviour.md, "References").
 
     In array order, `:N` copies the already resolved text of rule N, or the creating event's
     value when that text is a keyword (ANY, HOME_NET, !HOME_NET for addresses, ANY otherwise).

@@ -1,8 +1,8 @@
-"""Normalized events (SPEC §2): decoding and validity.
+"""Normalized events: decoding and validity (docs/behaviour.md, "Events", "Event validity").
 
 Decoding is strict (a port given as a string drops the event) except that JSON `null` means
-"absent". Addresses are kept as canonical text. The validity rule is [R]'s (§13 row 1) without
-the title, which may be empty as in [M] and [G] (issue 10).
+"absent". Addresses are kept as canonical text. The validity rule is dsiem-rs's without the
+title, which may be empty as in dsiem-backend and Go Dsiem ("Event title").
 """
 
 from __future__ import annotations

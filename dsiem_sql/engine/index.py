@@ -1,9 +1,10 @@
-"""Routes an event to the directives that could match it (SPEC §4.11, [R] OR semantics),
-and within a directive to the live backlogs that could take it.
+"""Routes an event to the directives that could match it, and within a directive to the live
+backlogs that could take it (docs/behaviour.md, "Directive index").
 
 A directive is reached through any of its rules' (plugin_id, plugin_sid) or
-(product, category) pairs, and a backlog through the literal address its current stage
-requires, so the cost per event grows neither with the directives nor with the backlogs.
+(product, category) pairs (dsiem-rs's OR), and a backlog through the literal address its
+current stage requires, so the cost per event grows neither with the directives nor with the
+backlogs.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Rule conditions (SPEC §4.3–§4.7), compiled once per distinct rule text.
+"""Rule conditions, compiled once per distinct rule text (docs/behaviour.md, from "Address
+lists" to "TaxonomyRules").
 
 A compiled condition is `None` when it always passes, else a function of the event value.
 """
@@ -37,7 +38,8 @@ def address_in_list(ip_text: str, items: tuple[tuple[bool, NetNumber], ...]) -> 
 def _address_items(value: str) -> tuple[tuple[bool, NetNumber], ...]:
     items = []
     for negated, item in list_items(value):
-        # A bare address gets /32 or /128 from its own family (§13 row 8).
+        # A bare address gets /32 or /128 from its own family (docs/behaviour.md,
+        # "Address lists").
         net = try_parse_cidr(item)
         if net is not None:
             items.append((negated, net_number(net)))

@@ -1,4 +1,5 @@
-"""Rules compiled for matching (SPEC §4.2), and the values references point at (§4.9)."""
+"""Rules compiled for matching, and the values references point at (docs/behaviour.md,
+"References")."""
 
 from __future__ import annotations
 

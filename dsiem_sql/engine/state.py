@@ -1,4 +1,4 @@
-"""Backlog state (SPEC §5.1) and the state changes the engine reports to its shell."""
+"""Backlog state and the state changes the engine reports to its shell."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ class Stage:
 
 @dataclass(eq=False, slots=True)
 class Backlog:
-    """A running instance of a directive (SPEC §5.1).
+    """A running instance of a directive.
 
     `definition` is the directive as it was when the backlog started; `seq` orders backlogs
     by creation, which decides processing and expiry order.
@@ -103,7 +103,7 @@ class Backlog:
     last_srcport: int = 0
     last_dstport: int = 0
     # every (address, port) seen with a non-zero port, as `ip:port` / `[ipv6]:port`: the
-    # vulnerability search terms (SPEC §8.5, [R] source)
+    # vulnerability search terms, as dsiem-rs takes them (docs/behaviour.md, "Enrichment")
     src_sockets: dict[str, None] = field(default_factory=dict)
     dst_sockets: dict[str, None] = field(default_factory=dict)
     state: str = LIVE
@@ -120,13 +120,15 @@ class Backlog:
 
     @property
     def deadline(self) -> int:
-        """Event time after which the current stage has timed out (SPEC §5.7)."""
+        """Event time after which the current stage has timed out (docs/behaviour.md,
+        "Stage times", "Expiry")."""
         cur = self.current
         return cur.start_time + cur.rule.timeout
 
     @property
     def previous_end(self) -> int:
-        """Latest end time of the stages before the current one (SPEC §5.6)."""
+        """Latest end time of the stages before the current one (docs/behaviour.md,
+        "Out-of-order events")."""
         return max((s.end_time for s in self.stages[: self.current_stage - 1]), default=0)
 
     def ips(self) -> chain[str]:
@@ -147,7 +149,7 @@ class Changes:
 
     `backlogs` holds every backlog that was opened, changed or ended, in its state after the
     change; `links` and `alarms` are the output records, in the order they were produced;
-    `lookups` the backlogs whose alarm wants intel and vulnerability lookups (§8.1);
+    `lookups` the backlogs whose alarm wants intel and vulnerability lookups;
     `next_seq` the engine's backlog counter after the last backlog opened (0: none opened).
     """
 

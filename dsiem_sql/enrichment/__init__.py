@@ -1,1 +1,1 @@
-"""Threat-intel (Wise) and vulnerability (Nesd) lookups (SPEC §8)."""
+"""Threat-intel (Wise) and vulnerability (Nesd) lookups (docs/behaviour.md, "Enrichment")."""

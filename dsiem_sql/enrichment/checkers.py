@@ -1,4 +1,5 @@
-"""The Wise and Nesd protocols (SPEC §8.3, §8.4): one request per term, parsed results."""
+"""The Wise and Nesd protocols: one request per term, parsed results (docs/behaviour.md,
+"Enrichment")."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 One shared `httpx.AsyncClient`, a per-request timeout, a bound on requests in flight, a TTL
 cache keyed by (checker, term) honouring `--cache`, and per-checker isolation: a checker
-that fails or times out is logged and the others' results still count (§13 rows 19, 20).
+that fails or times out is logged and the others' results still count (docs/behaviour.md,
+"Enrichment").
 """
 
 from __future__ import annotations

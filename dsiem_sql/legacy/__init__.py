@@ -1,1 +1,2 @@
-"""The saved-backlog files of the legacy backends ([M] and [R]) and their importer."""
+"""The saved-backlog files of the legacy backends (dsiem-backend and dsiem-rs) and their
+importer (docs/behaviour.md, "Saved backlogs")."""

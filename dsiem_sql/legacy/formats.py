@@ -1,8 +1,8 @@
-"""Saved backlogs of the legacy backends (SPEC §11): the [M] format (§11.2, §11.4) and the
-[R] format (§11.5), turned into engine backlogs.
+"""Saved backlogs of the legacy backends, dsiem-backend's format and dsiem-rs's, turned into
+engine backlogs (docs/behaviour.md, "Saved backlogs").
 
-Both formats are read by one model; [R] is recognised per backlog by its unresolved `:N`
-references and `saved_*_socketaddr` arrays. A backlog keeps its own rules; references are
+Both formats are read by one model; dsiem-rs's is recognised per backlog by its unresolved
+`:N` references and `saved_*_socketaddr` arrays. A backlog keeps its own rules; references are
 resolved from the saved addresses and ports when that is unambiguous.
 """
 
@@ -120,7 +120,7 @@ class Skip(Exception):
 
 
 def title_matches(directive_name: str, title: str) -> bool:
-    """Placeholder-aware (§11.6 item 1): `SRC_IP` / `DST_IP` in the name match anything."""
+    """Placeholder-aware: `SRC_IP` / `DST_IP` in the name match anything."""
     if title == directive_name:
         return True
     pattern = re.escape(directive_name).replace("SRC_IP", ".+").replace("DST_IP", ".+")
@@ -157,7 +157,7 @@ def _single_value(attr: str, text: str) -> str | None:
 def _resolve(saved: dict[str, Any], rules: list[Rule]) -> list[Rule]:
     """Replace each `:N` by the value it stood for: the referenced rule's single value, or
     else the only value the saved backlog holds for that field."""
-    if not any(rule.references for rule in rules):  # [M]: resolved when saved
+    if not any(rule.references for rule in rules):  # dsiem-backend: resolved when saved
         return rules
     src_ports = _socket_ports(saved["saved_src_socketaddr"]) or [saved["saved_last_srcport"]]
     dst_ports = _socket_ports(saved["saved_dst_socketaddr"]) or [saved["saved_last_dstport"]]
@@ -224,7 +224,7 @@ def _sticky_values(rule: dict[str, Any]) -> list:
 
 
 def to_backlog(saved: SavedBacklog, directive: Directive, options: EngineOptions) -> Backlog:
-    """The engine backlog a saved one stands for (SPEC §11.3), or `Skip` with the reason.
+    """The engine backlog a saved one stands for, or `Skip` with the reason.
     Its `seq` is 0: the importer numbers the backlogs it inserts."""
     name, title = directive.config.name, saved["title"]
     if not title_matches(name, title):
@@ -286,7 +286,7 @@ def to_backlog(saved: SavedBacklog, directive: Directive, options: EngineOptions
         update_time=item["update_time"],
         last_srcport=item["saved_last_srcport"] or (src_ports[-1] if src_ports else 0),
         last_dstport=item["saved_last_dstport"] or (dst_ports[-1] if dst_ports else 0),
-        # [R]'s `ip:port` / `[ipv6]:port` pairs: the vulnerability search terms (§8.5)
+        # dsiem-rs's `ip:port` / `[ipv6]:port` pairs: the vulnerability search terms
         src_sockets=dict.fromkeys(a for a in src_sockets if not a.endswith(":0")),
         dst_sockets=dict.fromkeys(a for a in dst_sockets if not a.endswith(":0")),
     )

@@ -1,4 +1,5 @@
-"""`dsiem-sql import-backlogs`: legacy saved backlog files into the database (SPEC §11).
+"""`dsiem-sql import-backlogs`: legacy saved backlog files into the database
+(docs/behaviour.md, "Saved backlogs").
 
 Each file is all or nothing: if it does not parse or validate, nothing of it is imported.
 Backlogs that cannot be matched to a loaded directive are skipped with a reason; alarm ids

@@ -17,7 +17,8 @@ from dsiem_sql.logtext import escaped
 
 
 class JsonFormatter(logging.Formatter):
-    """SPEC §12.1: structured values go under `fields`, next to the message."""
+    """Structured values go under `fields`, next to the message, as dsiem-rs writes them
+    (docs/behaviour.md, "Logs")."""
 
     def format(self, record: logging.LogRecord) -> str:
         return json.dumps(

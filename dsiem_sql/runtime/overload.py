@@ -1,6 +1,6 @@
-"""The overload signal to the frontend (SPEC §9.4): `true` on `dsiem_overload_signals` at
-the first pressure signal, `false` `hold` seconds after the last. While `pressure()` holds
-(commits failing), the signal stays on."""
+"""The overload signal to the frontend: `true` on `dsiem_overload_signals` at the first
+pressure signal, `false` `hold` seconds after the last. While `pressure()` holds (commits
+failing), the signal stays on (docs/behaviour.md, "Overload signal")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Engine settings, checked together. The command line reads them from flags and `DSIEM_*`
 environment variables (typer's `envvar`: a flag wins over its variable, which wins over the
-default here; SPEC §10)."""
+default here; docs/behaviour.md, "Command line")."""
 
 from __future__ import annotations
 

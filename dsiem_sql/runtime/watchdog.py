@@ -1,4 +1,5 @@
-"""The watchdog report (SPEC §9.6): every 10 s an INFO line with [R]'s field names."""
+"""The watchdog report: every 10 s an INFO line with dsiem-rs's field names
+(docs/behaviour.md, "Watchdog report")."""
 
 from __future__ import annotations
 

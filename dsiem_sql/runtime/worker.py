@@ -153,7 +153,7 @@ class Worker:
             return None
 
     def _late(self, event: Event) -> bool:
-        """Older than --max_delay when a backlog took it (docs/behaviour.md, "Overload")."""
+        """Older than --max_delay when a backlog took it (docs/behaviour.md, "Overload signal")."""
         max_delay = self.timing.max_delay
         return bool(max_delay) and time.time_ns() - event.rcvd_time > max_delay * 1_000_000_000
 

@@ -1,4 +1,5 @@
-"""The output files read by Filebeat (SPEC §7), and the transactional outbox in front of them.
+"""The output files read by Filebeat (docs/behaviour.md, "Output files"), and the
+transactional outbox in front of them.
 
 A commit stores its output lines in the `outbox` table of its own transaction; after the
 commit, `Appender` appends them to `siem_alarms.json` / `siem_alarm_events.json`, and the

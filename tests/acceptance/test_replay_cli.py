@@ -132,7 +132,8 @@ def test_reference_mode_from_the_environment_changes_the_result(tmp_path):
 
 
 def test_copies_of_an_event_are_one_record_in_the_file_and_the_database(tmp_path):
-    """Five copies of one ping count once (issue 10): one line and one `alarm_events` row."""
+    """Five copies of one ping count once: one line and one `alarm_events` row
+    (docs/behaviour.md, "Repeated event ids")."""
     lines = (EXAMPLES / "events.jsonl").read_text().splitlines()
     first, second = lines[0], lines[1]  # ping-01 opens the backlog, ping-02 goes to stage 2
     events = tmp_path / "copies.jsonl"

@@ -1,4 +1,5 @@
-"""SPEC §14.14: the Wise and Nesd protocols against a real local HTTP server."""
+"""The Wise and Nesd protocols against a real local HTTP server (docs/behaviour.md,
+"Enrichment"): the cases of the Rust backends' `test_intel` and `test_vuln`."""
 
 from __future__ import annotations
 

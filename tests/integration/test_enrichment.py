@@ -1,4 +1,5 @@
-"""Intel (Wise) and vulnerability (Nesd) enrichment against real local HTTP servers (§8)."""
+"""Intel (Wise) and vulnerability (Nesd) enrichment against real local HTTP servers
+(docs/behaviour.md, "Enrichment")."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def test_hits_and_vulnerabilities_reach_the_alarm_line_and_the_database(tmp_path
         last = alarms(out)[-1]
         assert last["intel_hits"] == [{"provider": "Wise", "term": "8.8.8.8",
                                        "result": "description: blacklisted 8.8.8.8"}]
-        # terms: every observed (address, port) pair ([R] source, §8.5); Low is filtered out
+        # terms: every observed (address, port) pair, as dsiem-rs takes them; Low is left out
         assert sorted(v["term"] for v in last["vulnerabilities"]) == [
             "192.168.0.5:80", "8.8.8.8:40000"]
         assert {v["result"] for v in last["vulnerabilities"]} == {

@@ -1,5 +1,6 @@
-"""`dsiem-sql import-backlogs`: legacy saved backlog files ([M] and [R], SPEC §11) into the
-database, checked through the real command line and the real SQLite file."""
+"""`dsiem-sql import-backlogs`: legacy saved backlog files of dsiem-backend and dsiem-rs into
+the database (docs/behaviour.md, "Saved backlogs"), checked through the real command line and
+the real SQLite file."""
 
 from __future__ import annotations
 
@@ -208,14 +209,14 @@ def test_m_and_r_files_give_the_same_stored_backlog(tmp_path):
     assert ("next_seq", 2) in m["engine_state"]
     assert m["outbox"] == []  # an import writes no output line
 
-    # [R]: the title was substituted and its stage 2 started a second later (as in SPEC
-    # §11.5's example); `:1` resolved from the saved addresses, last ports from the
-    # socket addresses. Everything else is the same.
+    # dsiem-rs: the title was substituted and its stage 2 started a second later (dsiem-rs
+    # moves a stage's start to its first event); `:1` resolved from the saved addresses, last
+    # ports from the socket addresses. Everything else is the same.
     r = dump(r_db)
     assert r["backlogs"][0]["title"] == "Port Scan from 203.0.113.50"
     assert r["stages"][1]["start_time"] == 1714557601
     assert [json.loads(s["rule"])["from"] for s in r["stages"]] == ["ANY", *["203.0.113.50"] * 2]
-    # [R]'s socket addresses are kept (vulnerability search terms); [M] saves none
+    # dsiem-rs's socket addresses are kept (vulnerability search terms); dsiem-backend saves none
     r_saved = saved(R_FILE)[0]
     sockets = "SELECT src_sockets, dst_sockets FROM backlogs"
     assert [tuple(map(json.loads, row)) for row in query(r_db, sockets)] == [
@@ -236,7 +237,7 @@ def test_saved_status_and_tag_are_reset_to_the_defaults(tmp_path):
 
 
 def test_formats_are_detected_per_backlog(tmp_path):
-    """An [M] and an [R] backlog in one file: each is read in its own format."""
+    """A dsiem-backend and a dsiem-rs backlog in one file: each is read in its own format."""
     file = FIXTURES / "mixed" / "2001.json"
     db = tmp_path / "x.db"
     rows = summary(ok(import_backlogs(db, file)).stdout)
@@ -289,7 +290,7 @@ def test_a_saved_reference_where_the_directive_now_has_a_literal_is_resolved():
     (item,) = saved(M_FILE)
     item["rules"][0]["from"] = "203.0.113.50"
     item["rules"][1]["port_to"] = "ANY"
-    item["rules"][2]["port_from"] = ":2"  # an [R]-style reference the directive lacks
+    item["rules"][2]["port_from"] = ":2"  # a dsiem-rs-style reference the directive lacks
     item["saved_last_srcport"] = 51545
     (converted,) = SAVED_FILE.validate_python([item])
     rules = [s.rule for s in to_backlog(converted, directive, engine.options).stages]
@@ -441,7 +442,8 @@ def test_a_passed_deadline_expires_at_the_first_check(tmp_path):
 
 
 def continuation_backlog(t: int) -> dict:
-    """Directive 2001 waiting at stage 2 ([M] format): stage 1 done, 1 of 3 ports seen."""
+    """Directive 2001 waiting at stage 2 (dsiem-backend's format): stage 1 done, 1 of 3 ports
+    seen."""
     scan = {"name": "Portscan SYN", "plugin_id": 1001, "plugin_sid": [2100498],
             "protocol": "TCP"}
     return {

@@ -35,7 +35,7 @@ def check_json_lines(changes: Changes) -> None:
         assert render_link(link) == json_dumps_line(
             {"alarm_id": link.alarm_id, "stage": link.stage, "event_id": link.event_id})
 
-# SPEC §14.9 asset fixture
+# the asset fixture `assets_testing.json` of dsiem-backend's `test_assets`
 TESTING_ASSETS = [
     ("Firewall", "192.168.0.1/32", 5, False),
     ("VulnerabilityScanner", "192.168.0.2/32", 5, True),

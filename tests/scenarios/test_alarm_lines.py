@@ -1,4 +1,5 @@
-"""Alarm and alarm-event line format (SPEC §7.1, §7.2)."""
+"""Alarm and alarm-event line format (docs/behaviour.md, "Alarm lines", "Alarm fields",
+"Alarm-event lines")."""
 
 import json
 

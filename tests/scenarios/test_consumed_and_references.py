@@ -1,4 +1,5 @@
-"""Consumed events ([G] semantics, issue 2) and the two reference modes (SPEC §4.9)."""
+"""Consumed events, as in Go Dsiem, and the two reference modes (docs/behaviour.md, "Consumed
+events", "References")."""
 
 import pytest
 from harness import T0, Harness, directive, event, rule

@@ -1,4 +1,5 @@
-"""The overload signal (SPEC §9.4) and the watchdog report (§9.6) on a fake clock."""
+"""The overload signal and the watchdog report on a fake clock (docs/behaviour.md, "Overload
+signal", "Watchdog report")."""
 
 from __future__ import annotations
 

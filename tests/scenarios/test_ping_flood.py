@@ -1,4 +1,4 @@
-"""The Ping Flood example of the Dsiem documentation (SPEC §7.1)."""
+"""The Ping Flood example of the Dsiem documentation (docs/behaviour.md, "Alarm lines")."""
 
 from harness import T0, Harness, decoded, directive, rule
 from kit import ping_events

@@ -1,10 +1,13 @@
-"""Backlog scenarios S1–S6 of SPEC §14.11, under this project's semantics."""
+"""Backlog scenarios of the Rust backends' tests, under dsiem-sql's semantics: S1 is
+dsiem-backend's `test_backlog`, S2 its `test_all_rules_always_active_n_stickydiff`, S3 its
+`test_expired`; S5 is dsiem-rs's `test_concurrent_events_to_the_same_directive`, S6 its
+`test_any_and_multiple_sid_on_2nd_stage`."""
 
 from harness import T0, Harness, directive, event, rule
 
 DATA = {f"custom_{k}{n}": v for n in (1, 2, 3) for k, v in (("label", "label"), ("data", "data"))}
 
-# directive5 of §14.11 S1
+# directive5 of S1
 DIRECTIVE5 = directive(
     1,
     [
@@ -75,7 +78,7 @@ def test_s1_stage_progression_references_and_out_of_order():
     ]
 
 
-# directive6 of §14.11 S2
+# directive6 of S2
 DIRECTIVE6 = directive(
     1,
     [
@@ -169,7 +172,7 @@ def test_backlog_created_from_old_event_expires_at_its_first_check():
     assert opened.backlogs["b1"].state == "expired"
 
 
-# directive8 of §14.11 S5
+# directive8 of S5
 DIRECTIVE8 = directive(
     333331,
     [rule(1, plugin_id=1002, plugin_sid=[60122])]
@@ -200,7 +203,7 @@ def test_s5_one_directive_two_backlogs():
     assert step.links == [("b2", 2, "3"), ("b2", 2, "4")]
 
 
-# directive9 of §14.11 S6
+# directive9 of S6
 DIRECTIVE9 = directive(
     2,
     [

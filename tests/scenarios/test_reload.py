@@ -77,7 +77,7 @@ def test_a_live_backlog_keeps_receiving_the_events_of_its_own_definition():
 
 
 def test_an_event_taken_by_a_backlog_of_the_old_definition_opens_no_new_one():
-    """Consumed events and used event ids ([G]) hold across the definitions of a directive:
+    """Consumed events and used event ids hold across the definitions of a directive:
     the directive is the same, only its new backlogs change."""
     flood = [rule(1), rule(2, occurrence=3, timeout=3600, **{"from": ":1"})]
     h = Harness([directive(1, flood)])

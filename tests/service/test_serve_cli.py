@@ -1,5 +1,6 @@
-"""The `serve` command line (SPEC §10): every flag is there, bad values stop it with a clear
-message, MAX_EPS / DSIEM_MAXEPS are read, and /healthz and /metrics answer."""
+"""The `serve` command line (docs/behaviour.md, "Command line"): every flag is there, bad
+values stop it with a clear message, MAX_EPS / DSIEM_MAXEPS are read, and /healthz and
+/metrics answer."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from kit import CONFIGS, cli, wait_until
 from scenario import ping_events, wait_metric, with_args
 from servekit import free_port, http_status, publish
 
-SPEC_FLAGS = [
+DSIEM_FLAGS = [
     "--frontend", "--node", "--min-alarm-lifetime", "--status", "--tags", "--med_risk_min",
     "--med_risk_max", "--max_eps", "--msq", "--cache", "--max_queue", "--hold_duration",
     "--max_delay", "--intel_private_ip", "--reload-backlogs",
@@ -32,8 +33,8 @@ def test_help_lists_every_flag():
     result = cli("serve", "--help")
     assert result.returncode == 0, result.stderr
     options = set(re.findall(r"--[a-z][a-z_-]*", result.stdout))
-    assert set(SPEC_FLAGS + ADDED_FLAGS) <= options, sorted(
-        set(SPEC_FLAGS + ADDED_FLAGS) - options)
+    assert set(DSIEM_FLAGS + ADDED_FLAGS) <= options, sorted(
+        set(DSIEM_FLAGS + ADDED_FLAGS) - options)
 
 
 def serve_args(tmp_path, *extra: str) -> list[str]:

@@ -1,5 +1,6 @@
-"""SPEC §3.2: `serve --frontend URL` fetches this node's config files from a Dsiem frontend
-before it starts; a frontend that cannot be used stops it with a clear message."""
+"""`serve --frontend URL` fetches this node's config files from a Dsiem frontend before it
+starts; a frontend that cannot be used stops it with a clear message (docs/behaviour.md,
+"Config download")."""
 
 from __future__ import annotations
 

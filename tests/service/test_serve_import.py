@@ -1,5 +1,5 @@
-"""`dsiem-sql serve` imports `<logs>/backlogs/*.json` (legacy saved backlogs, SPEC §11) at
-start, before it is ready, and removes the files it fully imported."""
+"""`dsiem-sql serve` imports `<logs>/backlogs/*.json` (legacy saved backlogs) at start, before
+it is ready, and removes the files it fully imported (docs/behaviour.md, "Saved backlogs")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""SPEC §9.4: `true` on dsiem_overload_signals when a backlog accepts an event older than
---max_delay, `false` --hold_duration seconds after the last such event; --max_delay 0 never."""
+"""`true` on dsiem_overload_signals when a backlog accepts an event older than --max_delay,
+`false` --hold_duration seconds after the last such event; --max_delay 0 never
+(docs/behaviour.md, "Overload signal")."""
 
 from __future__ import annotations
 

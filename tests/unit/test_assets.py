@@ -1,7 +1,8 @@
-"""Assets files and lookups (SPEC §3.6, test vectors §14.9).
+"""Assets files and lookups (docs/behaviour.md, "Assets").
 
-`tests/fixtures/assets/` holds the `assets_testing.json` fixture of §14.9 next to a minimal valid
-directives file (load_config needs at least one directive).
+`tests/fixtures/assets/` holds the `assets_testing.json` fixture of dsiem-backend's
+`test_assets` next to a minimal valid directives file (load_config needs at least one
+directive).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def asset(name: str = "foo", cidr: str = "10.0.0.0/8", **extra: Any) -> dict[str
 
 
 # ---------------------------------------------------------------------------------------------
-# §14.9 lookups
+# the lookups of `test_assets`
 
 
 @pytest.mark.parametrize(
@@ -68,7 +69,7 @@ def asset(name: str = "foo", cidr: str = "10.0.0.0/8", **extra: Any) -> dict[str
         # derived rows
         ("value", "10.0.0.131", 5),
         ("value", "0.0.0.0", 0),
-        # further derived answers from the §3.6 definitions
+        # further answers that follow from the definitions
         ("is_whitelisted", "192.168.0.1", False),
         ("in_home_net", "192.168.0.2", True),  # still inside the non-whitelisted 192-168-Net
         ("networks", "192.168.0.2", ("192.168.0.0/16",)),

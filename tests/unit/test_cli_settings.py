@@ -1,5 +1,5 @@
-"""Flags and `DSIEM_*` variables, read by typer alone (SPEC §10): a flag wins over its
-variable, the variable over the default; `DSIEM_MAXEPS` over `MAX_EPS`."""
+"""Flags and `DSIEM_*` variables, read by typer alone (docs/behaviour.md, "Command line"): a
+flag wins over its variable, the variable over the default; `DSIEM_MAXEPS` over `MAX_EPS`."""
 
 from __future__ import annotations
 

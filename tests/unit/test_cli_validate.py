@@ -1,4 +1,4 @@
-"""`dsiem-sql validate --configs DIR` (SPEC §3, §10.2)."""
+"""`dsiem-sql validate --configs DIR` (docs/behaviour.md, "Config files", "Risk class")."""
 
 from __future__ import annotations
 

@@ -1,9 +1,11 @@
-"""Directive, intel and vuln configuration loading and validation (SPEC §3.3-§3.5, §3.7, §14.7).
+"""Directive, intel and vuln configuration loading and validation (docs/behaviour.md, "Config
+files", "Directive validation", "Disabled directives", "Intel and vuln sources").
 
 The fixture directories under `tests/fixtures/directives/` hold one case each: `1`..`28` are the
-rows of the §14.7 table, `dup` is the `directive1` fixture, `derived-*` the "Derived" rows and
-`extra-*` the three recommended additional checks. In every failing fixture the offending
-directive has id 2 and (where that makes sense) follows a valid directive with id 1.
+cases of dsiem-backend's `test_load_directives` (fixture set `directive2`, the same in
+dsiem-rs), `dup` is its `directive1` fixture, `derived-*` follow from the checks, and `extra-*`
+are the three checks dsiem-sql adds. In every failing fixture the offending directive has id 2
+and (where that makes sense) follows a valid directive with id 1.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ ASSETS = {"assets": [{"name": "Firewall", "cidr": "192.168.0.1/32", "value": 5}]
 RULE_ERR = "Directive ID 2 rules has error: "
 
 # (case, expected message, decode error?) — a decode error is compared up to " at line" (serde's
-# line and column cannot be reproduced), every other message must be the exact [M] text.
-SPEC_CASES = [
+# line and column cannot be reproduced), every other message must be dsiem-backend's exact text.
+REFERENCE_CASES = [
     ("1", "missing field `rules`", True),
     ("2", "directive ID 2 kingdom is empty", False),
     ("3", "directive ID 2 priority must be between 1 to 5", False),
@@ -150,11 +152,12 @@ def write_pair(directory: Path, second: dict) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------
-# §14.7 vectors
+# dsiem-backend's cases
 
 
-@pytest.mark.parametrize(("case", "expected", "decode"), SPEC_CASES, ids=[c[0] for c in SPEC_CASES])
-def test_spec_directive_vectors(case: str, expected: str, decode: bool) -> None:
+@pytest.mark.parametrize(("case", "expected", "decode"), REFERENCE_CASES,
+                         ids=[c[0] for c in REFERENCE_CASES])
+def test_reference_directive_vectors(case: str, expected: str, decode: bool) -> None:
     directory = FIXTURES / case
     err = load_error(directory)
     if decode:
@@ -201,7 +204,7 @@ def test_sticky_message_lists_allowed_values() -> None:
 
 
 FAILING_WITH_VALID_NEIGHBOUR = [
-    c[0] for c in SPEC_CASES if c[0] not in DIRECTORY_CASES | {"dup"}
+    c[0] for c in REFERENCE_CASES if c[0] not in DIRECTORY_CASES | {"dup"}
 ] + [c[0] for c in DERIVED_AND_EXTRA_CASES]
 
 
@@ -241,7 +244,7 @@ def test_fixture_28_directive_is_valid_when_enabled(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# order of the checks (§3.4: the first failure wins)
+# order of the checks (dsiem-backend's order: the first failure wins)
 
 
 @pytest.mark.parametrize(
@@ -341,7 +344,8 @@ def test_valid_address_port_and_reference_forms_load(tmp_path: Path) -> None:
 
 
 def test_custom_data_reference_on_stage_1_is_rejected(tmp_path: Path) -> None:
-    """§4.9 recommendation: custom data references follow the address/port reference rules."""
+    """Custom data references follow the address/port reference rules (docs/behaviour.md,
+    "Directive validation")."""
     rules = [rule(1, custom_data1=":1"), rule(2)]
     write_config(tmp_path, {DIRECTIVES_FILE: directives_file(directive(3, rules=rules))})
     assert load_error(tmp_path).message == (
@@ -358,7 +362,7 @@ def test_custom_data_that_only_looks_like_a_reference_is_free_form(tmp_path: Pat
 
 
 # ---------------------------------------------------------------------------------------------
-# disabled directives (§3.5)
+# disabled directives (docs/behaviour.md, "Disabled directives")
 
 
 def test_disabled_directive_does_not_occupy_its_id(tmp_path: Path) -> None:
@@ -563,7 +567,7 @@ def test_decoded_directive_values(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# intel and vuln sources (§3.7)
+# intel and vuln sources (docs/behaviour.md, "Intel and vuln sources")
 
 
 def wise(name: str = "Wise", enabled: bool = True, config: str | None = None) -> dict:

@@ -1,10 +1,10 @@
-"""Normalized events: decoding and validity, SPEC §2, test vectors §14.8.
+"""Normalized events: decoding and validity (docs/behaviour.md, "Events", "Event validity",
+"Event title"), with the cases of the Rust backends' event tests.
 
-The project follows [R]'s validity rule (§2.2, §13 row 1) except for the title: event_id and
-sensor non-empty AND (plugin_id and plugin_sid non-zero OR product and category non-empty). The
-title is optional and may be empty, as in [M] and [G] (issue 10 overrides §13 row 1 there).
-Ports and protocol are optional keys; JSON null means "absent"; any other wrong JSON type drops
-the event.
+dsiem-sql follows dsiem-rs's validity rule except for the title: event_id and sensor
+non-empty AND (plugin_id and plugin_sid non-zero OR product and category non-empty). The title
+is optional and may be empty, as in dsiem-backend and Go Dsiem. Ports and protocol are optional
+keys; JSON null means "absent"; any other wrong JSON type drops the event.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dsiem_sql.config.models import DirectiveConfig
 from dsiem_sql.engine.engine import Engine
 from dsiem_sql.engine.event import Event, InvalidEvent, decode_event
 
-# An [R] default event: every field at its zero value.
+# A dsiem-rs default event: every field at its zero value.
 DEFAULT: dict[str, Any] = {
     "event_id": "",
     "timestamp": "1970-01-01T00:00:00Z",
@@ -71,16 +71,17 @@ def is_valid(obj: dict[str, Any]) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
-# §14.8 [M] rows
+# dsiem-backend's cases
 # --------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        # [M] `{event_id "foo", plugin_id 1001, plugin_sid 1}` with the other fields at their
-        # defaults is valid in [M]. Under our [R] rule it needs a sensor too, so the row is
-        # run with it set (the plugin/taxonomy part of the rule is what it tests) ...
+        # dsiem-backend's `{event_id "foo", plugin_id 1001, plugin_sid 1}` with the other
+        # fields at their defaults is valid there. Under dsiem-rs's rule it needs a sensor too,
+        # so the row is run with it set (the plugin/taxonomy part of the rule is what it
+        # tests) ...
         pytest.param({}, True, id="14.8-M-plugin-1001/1-valid"),
         pytest.param({"plugin_id": 0}, False, id="14.8-M-plugin-id-0-invalid"),
         pytest.param(
@@ -88,9 +89,10 @@ def is_valid(obj: dict[str, Any]) -> bool:
             True,
             id="14.8-M-taxonomy-valid",
         ),
-        # ... and, literally, with empty title and sensor it is invalid for us ([R] rule) ...
+        # ... and, literally, with empty title and sensor it is invalid for us (dsiem-rs's
+        # rule) ...
         pytest.param({"title": "", "sensor": ""}, False, id="14.8-M-literal-R-rule-invalid"),
-        # ... but only for the sensor: issue 10 overrides §13 row 1 for the title ([M], [G]).
+        # ... but only for the sensor: the title is optional (dsiem-backend, Go Dsiem).
         pytest.param({"title": ""}, True, id="issue10-M-empty-title-valid"),
         pytest.param({"plugin_sid": 0}, False, id="2.2-plugin-sid-0-invalid"),
         pytest.param(
@@ -133,7 +135,8 @@ def test_m_default_event_is_not_valid() -> None:
 
 
 def test_m_whitelisted_src_ip_is_dropped(caplog: pytest.LogCaptureFixture) -> None:
-    """[M] row "valid event, src_ip 192.168.0.2 (whitelisted asset)": accepted, then dropped."""
+    """dsiem-backend's case "valid event, src_ip 192.168.0.2 (whitelisted asset)": accepted,
+    then dropped."""
     assets = Assets(
         [
             Asset("Firewall", ipaddress.ip_network("192.168.0.1/32"), 5, False),
@@ -157,16 +160,17 @@ def test_m_whitelisted_src_ip_is_dropped(caplog: pytest.LogCaptureFixture) -> No
     assert len(engine.backlogs) == 1
 
 
-# [M] "no subscriber left -> cannot send event": a message-queue concern of the NATS shell,
-# not of decoding; not covered here.
+# dsiem-backend's "no subscriber left -> cannot send event": a message-queue concern of the
+# NATS shell, not of decoding; not covered here.
 
 
 # --------------------------------------------------------------------------------------------
-# §14.8 [R] rows: setting the mandatory fields one by one (the changes accumulate)
+# dsiem-rs's cases: setting the mandatory fields one by one (the changes accumulate)
 # --------------------------------------------------------------------------------------------
 
-# [R] requires the title too; issue 10 overrides that (the title is optional, as in [M] and
-# [G]). The steps still hold: until the sensor and the plugin ids are set, nothing is valid.
+# dsiem-rs requires the title too; dsiem-sql does not (the title is optional, as in
+# dsiem-backend and Go Dsiem). The steps still hold: until the sensor and the plugin ids are
+# set, nothing is valid.
 R_STEPS: list[tuple[str, dict[str, Any], bool]] = [
     ("default", {}, False),
     ("event_id", {"event_id": "id"}, False),
@@ -229,7 +233,7 @@ def test_required_keys(missing: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Typing, null, timestamps, addresses (§2.1, §2.3)
+# Typing, null, timestamps, addresses (docs/behaviour.md, "Events")
 # --------------------------------------------------------------------------------------------
 
 
@@ -349,8 +353,9 @@ def test_invalid_event_message(changes: dict[str, Any], reason: str) -> None:
     ],
 )
 def test_an_event_without_title_is_valid(title: str | None) -> None:
-    """Issue 10 overrides §13 row 1 ([R]'s "title is empty"): the Go frontend forwards such
-    events and [M] and [G] correlate them, so dropping them here would lose them silently."""
+    """No "title is empty" as in dsiem-rs (docs/behaviour.md, "Event title"): the Go frontend
+    forwards such events and dsiem-backend and Go Dsiem correlate them, so dropping them here
+    would lose them silently."""
     obj = {k: v for k, v in VALID.items() if k != "title"}
     if title != "absent":
         obj["title"] = title

@@ -1,4 +1,4 @@
-"""The intake queue and the log formats (docs/behaviour.md, "Intake" and "Logs")."""
+"""The intake queue and the log formats (docs/behaviour.md, "Intake queue" and "Logs")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The items of a rule's comma list, as matching (SPEC §4.3, §4.4) and validation (§3.4) read
-them: one parser, `list_items`, for both."""
+"""The items of a rule's comma list, as matching and validation read them (docs/behaviour.md,
+"Address lists", "Ports", "Directive validation"): one parser, `list_items`, for both."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from dsiem_sql.config.validate import _bare_items
 LISTS = st.text(alphabet=",! \t1.0/:a", max_size=30)
 
 
-def spec_matching_items(value: str) -> list[tuple[bool, str]]:
-    """SPEC §4.3 and §4.4, step by step."""
+def documented_matching_items(value: str) -> list[tuple[bool, str]]:
+    """The items as docs/behaviour.md, "Address lists", reads them, step by step."""
     items = []
     for raw in value.split(","):
         item = raw.strip()
@@ -26,8 +26,8 @@ def spec_matching_items(value: str) -> list[tuple[bool, str]]:
 
 
 @given(LISTS)
-def test_matching_reads_the_items_of_the_spec(value: str) -> None:
-    assert list(list_items(value)) == spec_matching_items(value)
+def test_matching_reads_the_items_as_documented(value: str) -> None:
+    assert list(list_items(value)) == documented_matching_items(value)
 
 
 @given(LISTS)

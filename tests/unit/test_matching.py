@@ -1,8 +1,11 @@
-"""Rule matching: SPEC §4.3–§4.8, test vectors §14.1–§14.5.
+"""Rule matching (docs/behaviour.md, from "Address lists" to "Sticky values"), with the test
+vectors of the Dsiem backends; test ids start with the number of the table they were first
+gathered in, and name their source (`rust`, `G`) or say `derived` when they follow from the
+rules.
 
-Expected values are the project's (SPEC §13 recommendations): strict CIDRs, invalid list items
-skipped, a bare address gets /32 or /128 from its own family, protocol ignored unless
-`match_protocol`, custom data of a TaxonomyRule ignored unless `taxonomy_custom_data`.
+Expected values are dsiem-sql's: strict CIDRs, invalid list items skipped, a bare address gets
+/32 or /128 from its own family, protocol ignored unless `match_protocol`, custom data of a
+TaxonomyRule ignored unless `taxonomy_custom_data`.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ def _asset(name: str, cidr: str, value: int, whitelisted: bool = False) -> Asset
     return Asset(name, ipaddress.ip_network(cidr), value, whitelisted)
 
 
-# §14.4 assets
+# the assets of dsiem-backend's `test_rule`
 ASSETS_1404 = Assets(
     [
         _asset("Firewall", "192.168.0.1/32", 5),
@@ -44,7 +47,7 @@ ASSETS_1404 = Assets(
     ]
 )
 
-# §14.4 base event e1
+# base event e1 of `test_rule`
 E1: dict[str, Any] = {
     "event_id": "e1",
     "timestamp": "2023-01-01T00:00:00Z",
@@ -62,7 +65,7 @@ E1: dict[str, Any] = {
     "protocol": "UDP",
 }
 
-# §14.4 base rule r1
+# base rule r1 of `test_rule`
 R1: dict[str, Any] = {
     "name": "r1",
     "stage": 1,
@@ -94,11 +97,11 @@ def make_rule(**changes: Any) -> Rule:
 
 
 # --------------------------------------------------------------------------------------------
-# §14.1 address list matching (§4.3)
+# address list matching (docs/behaviour.md, "Address lists")
 # --------------------------------------------------------------------------------------------
 
 ADDRESS_ROWS = [
-    # Rust [M] `test_netaddr_in_csv` (identical in [R]); event IP 192.168.0.1
+    # dsiem-backend's `test_netaddr_in_csv` (the same in dsiem-rs); event IP 192.168.0.1
     pytest.param("192.168.0.1", "192.168.0.0/16", True, id="14.1-rust-1"),
     pytest.param("192.168.0.1", "192.168.0.1", True, id="14.1-rust-2"),
     pytest.param("192.168.0.1", "192.168.0.1/32", True, id="14.1-rust-3"),
@@ -113,20 +116,20 @@ ADDRESS_ROWS = [
         False,
         id="14.1-rust-9",
     ),
-    # [G] `TestNetAddrInCSV`, with OUR expected value. [G] masks host bits leniently and fails
-    # the whole list on an unparsable item; we skip invalid items (strict CIDR, §4.3
-    # recommendation). Rows whose outcome is the same in both are plain; the two rows whose
-    # outcome differs carry our value and say so in the id.
+    # Go Dsiem's `TestNetAddrInCSV`, with OUR expected value. Go masks host bits leniently and
+    # fails the whole list on an unparsable item; we skip invalid items (strict CIDR). Rows
+    # whose outcome is the same in both are plain; the two rows whose outcome differs carry our
+    # value and say so in the id.
     pytest.param("192.168.0", "192.168.0.0/16", False, id="14.1-G-1-event-ip-unparsable"),
     pytest.param("192.168.0.1", "192.168.0/16", False, id="14.1-G-2-item-unparsable"),
     pytest.param("192.168.0.1", "192.168.0.0/16", True, id="14.1-G-3"),
-    # [G]: true (10.0.0.1/16 masked to 10.0.0.0/16). Ours: invalid item skipped -> no item.
+    # Go: true (10.0.0.1/16 masked to 10.0.0.0/16). Ours: invalid item skipped -> no item.
     pytest.param("192.168.0.1", "!10.0.0.1/16", False, id="14.1-G-4-ours-differs-from-G"),
     pytest.param("192.168.0.1", "!10.0.0.1/16, 192.168.0.0/24", True, id="14.1-G-5"),
-    # [G]: false because masked 192.168.0.0/16 contains the ip; ours: skipped -> no item.
+    # Go: false because masked 192.168.0.0/16 contains the ip; ours: skipped -> no item.
     pytest.param("192.168.0.1", "!192.168.0.1/16", False, id="14.1-G-6"),
     pytest.param("192.168.0.1", "10.0.0.0/16, !192.168.0.1/16", False, id="14.1-G-7"),
-    # [G]: false (the masked negation decides first). Ours: the negation is skipped, the
+    # Go: false (the masked negation decides first). Ours: the negation is skipped, the
     # third item contains the ip.
     pytest.param(
         "192.168.0.1",
@@ -134,12 +137,12 @@ ADDRESS_ROWS = [
         True,
         id="14.1-G-8-ours-differs-from-G",
     ),
-    # Derived table, "recommended" column
+    # derived rows, dsiem-sql's values
     pytest.param("8.8.8.8", "!10.0.0.0/16, 1.2.3.4", True, id="14.1-derived-negation-satisfied"),
     pytest.param("2002:c0a8:1::2", "2002:c0a8:1::2", True, id="14.1-derived-bare-ipv6"),
     pytest.param("2002:c0a8:1::2", "2002:c0a8:1::/64", True, id="14.1-derived-ipv6-cidr"),
     pytest.param("192.168.0.1", "any", False, id="14.1-derived-lowercase-any"),
-    # Further consequences of the §4.3 recommendation (suffix from the item's own family)
+    # further consequences of the suffix taken from the item's own family
     pytest.param(
         "2002:c0a8:1::2", "10.0.0.0/8, 2002:c0a8:1::2", True, id="4.3-bare-ipv6-inside-list"
     ),
@@ -191,7 +194,7 @@ def test_address_any_always_passes() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# §14.2 term list matching (§4.4)
+# term list matching (docs/behaviour.md, "Ports"): `test_term_in_csv` / `TestTermInCSV`
 # --------------------------------------------------------------------------------------------
 
 TERM_ROWS = [
@@ -205,7 +208,7 @@ TERM_ROWS = [
     pytest.param("1231", "1001, !1000", True, id="14.2-8"),
     pytest.param("1231", "!1000, 1231", True, id="14.2-9"),
     pytest.param("foo", "!bar, foobar, foo", True, id="14.2-10"),
-    # §4.4: string comparison, so "080" does not match port 80
+    # string comparison, so "080" does not match port 80
     pytest.param("80", "080", False, id="4.4-leading-zero-no-match"),
     pytest.param("80", "80", True, id="4.4-single-port"),
 ]
@@ -238,7 +241,8 @@ def test_port_conditions_in_rule(rule_changes: dict[str, Any], expected: bool) -
 
 
 # --------------------------------------------------------------------------------------------
-# §14.3 custom data matching (§4.6)
+# custom data matching (docs/behaviour.md, "Custom data"): `test_custom_data_match` /
+# `TestCustomDataMatch`
 # --------------------------------------------------------------------------------------------
 
 CUSTOM_DATA_ROWS = [
@@ -258,7 +262,7 @@ CUSTOM_DATA_ROWS = [
     # Derived
     pytest.param("DENY", "deny", True, id="14.3-derived-case-insensitive"),
     pytest.param("DENY,x", "deny", False, id="14.3-derived-comma-list-case-sensitive"),
-    # §4.6 consequences: empty event value fails a concrete value, passes a negated one;
+    # consequences: empty event value fails a concrete value, passes a negated one;
     # no trimming (Rust compat)
     pytest.param("deny", "", False, id="4.6-empty-event-concrete-rule"),
     pytest.param("!deny", "", True, id="4.6-empty-event-negated-rule"),
@@ -289,7 +293,7 @@ def test_custom_data_empty_and_any_always_pass(value: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# §14.4 rule matching (§4.2–4.7)
+# rule matching: dsiem-backend's `test_rule` (the same in dsiem-rs, and Go Dsiem's `TestRule`)
 # --------------------------------------------------------------------------------------------
 
 RULE_CASES = [
@@ -306,7 +310,7 @@ RULE_CASES = [
         False,
         id="14.4-case-8",
     ),
-    # case 9 ([G] only, rule type "Unknown"): not ours, such a rule cannot be loaded
+    # case 9 (Go Dsiem only, rule type "Unknown"): not ours, such a rule cannot be loaded
     # (RuleConfig.type is a Literal), so there is nothing to match.
     pytest.param(
         {"src_ip": "8.8.8.200", "src_port": 80, "dst_ip": "192.168.0.1", "dst_port": 31337},
@@ -321,7 +325,7 @@ RULE_CASES = [
     pytest.param({}, {"to": "192.168.0.10"}, False, id="14.4-case-15"),
     pytest.param({}, {"port_from": "1337"}, False, id="14.4-case-16"),
     pytest.param({}, {"port_to": "1337"}, False, id="14.4-case-17"),
-    # §4.7 additions
+    # subcategory additions
     pytest.param(
         {"subcategory": "Other"},
         {"type": "TaxonomyRule", "subcategory": ["Firewall Allow", "ANY"]},
@@ -439,7 +443,8 @@ def test_custom_data_any(field: str, value: str, event_cd: dict[str, str], expec
 
 
 # --------------------------------------------------------------------------------------------
-# §4.5 protocol and §4.2 custom data on TaxonomyRule: off by default, opt-in switches
+# protocol and custom data on TaxonomyRule: off by default, opt-in switches (docs/behaviour.md,
+# "Protocol", "TaxonomyRules")
 # --------------------------------------------------------------------------------------------
 
 
@@ -488,7 +493,8 @@ def test_taxonomy_custom_data_switch(
 
 
 # --------------------------------------------------------------------------------------------
-# §14.5 sticky-different recording (§4.8)
+# sticky-different recording (docs/behaviour.md, "Sticky values"): the sticky table of
+# `test_rule`
 # --------------------------------------------------------------------------------------------
 
 STICKY_EVENT = {"custom_data1": "foo", "custom_data2": "bar", "custom_data3": "baz"}
@@ -605,7 +611,7 @@ def test_sticky_value_fields(field: str, expected: Any) -> None:
     assert type(value) is type(expected)
 
 
-def test_sticky_fields_are_exactly_the_spec_values() -> None:
+def test_sticky_fields_are_exactly_the_documented_values() -> None:
     assert set(STICKY_VALUE) == {
         "PLUGIN_SID",
         "SRC_IP",

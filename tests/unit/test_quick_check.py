@@ -1,7 +1,8 @@
-"""Directive-level quick check: SPEC §4.11, test vectors §14.6.
+"""Directive-level quick check (docs/behaviour.md, "Directive index"), with the vectors of
+the Rust backends' `test_quick_check_*` and Go Dsiem's `TestQuickCheck`.
 
-The project uses [R]'s OR combination (§13 row 3): an event reaches a directive when it carries
-one of the directive's (plugin_id, plugin_sid) pairs OR one of its (product, category) pairs.
+dsiem-sql uses dsiem-rs's OR combination: an event reaches a directive when it carries one of
+the directive's (plugin_id, plugin_sid) pairs OR one of its (product, category) pairs.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ QUICK_CHECK_ROWS = [
     pytest.param(SID_10, event(10, 1), True, id="14.6-sid-10/1"),
     pytest.param(SID_10, event(10, 3), False, id="14.6-sid-10/3"),
     pytest.param(SID_10, event(9, 1), False, id="14.6-sid-9/1"),
-    # Derived combination rows, [R] column (OR): [M] fails both, [G] fails the second.
+    # Derived combination rows, dsiem-rs's values (OR): dsiem-backend fails both, Go Dsiem
+    # fails the second.
     pytest.param(MIXED, event(1001, 1), True, id="14.6-derived-mixed-plugin-event-R"),
     pytest.param(
         MIXED,
@@ -79,7 +81,7 @@ QUICK_CHECK_ROWS = [
         True,
         id="14.6-derived-mixed-taxonomy-event-R",
     ),
-    # Further §4.11 consequences: exact, case-sensitive equality; both strings needed
+    # Further consequences: exact, case-sensitive equality; both strings needed
     pytest.param(MIXED, event(1001, 2), False, id="4.11-mixed-other-sid"),
     pytest.param(
         MIXED,
@@ -122,8 +124,8 @@ def test_quick_check(rules: list[dict[str, Any]], ev: Event, expected: bool) -> 
             set(),
             id="14.6-extraction-plugin-only",
         ),
-        # §4.11: pairs are taken from all rules "regardless of rule type", so a rule carrying
-        # both plugin and taxonomy keys yields both kinds (as [G] documents, too).
+        # Pairs are taken from all rules whatever their type, so a rule carrying both plugin
+        # and taxonomy keys yields both kinds (as Go Dsiem documents, too).
         pytest.param(
             [{**plugin_rule(7, [8]), "product": ["IDS"], "category": "Malware"}],
             {(7, 8)},

@@ -1,7 +1,7 @@
-"""Risk value and class: SPEC §6.2–§6.3, test vectors §14.10.
+"""Risk value and class (docs/behaviour.md, "Risk", "Risk class").
 
-Every §14.10 row is driven through the real engine: a two-stage directive of the row's priority
-whose stage 1 has the row's reliability, and an asset of the row's value holding the event's
+Every row is driven through the real engine: a two-stage directive of the row's priority whose
+stage 1 has the row's reliability, and an asset of the row's value holding the event's
 addresses. The first event opens a backlog and finishes stage 1, which computes the risk.
 """
 
@@ -67,7 +67,7 @@ RISK_TABLE = [
     (5, 5, 2, 2, "Low", "Low"),
     (5, 10, 2, 4, "Medium", "Medium"),
     (1, 1, 1, 0, NO_ALARM, NO_ALARM),
-    # Rust u8 arithmetic wraps 500 to 244 (risk 9); the project uses unbounded ints (§13 row 17)
+    # Rust u8 arithmetic wraps 500 to 244 (risk 9); dsiem-sql uses unbounded ints
     # and does not clamp, so the risk is 20.
     (5, 10, 10, 20, "High", "High"),
 ]
@@ -103,7 +103,7 @@ def test_risk_through_engine(
 
 
 def test_risk_uses_highest_asset_value_of_all_addresses() -> None:
-    """§6.1: value = max over src and dst addresses; an address outside every asset is 0."""
+    """value = max over src and dst addresses; an address outside every asset is 0."""
     assets = Assets(
         [
             Asset("low", ipaddress.ip_network("10.0.0.0/8"), 1, False),
@@ -133,12 +133,12 @@ def test_addresses_outside_every_asset_never_alarm() -> None:
 @pytest.mark.parametrize(
     ("risk", "med_min", "med_max", "expected"),
     [
-        # §14.10 class boundaries with (3, 6)
+        # class boundaries with (3, 6)
         pytest.param(2, 3, 6, "Low", id="14.10-boundary-2-Low"),
         pytest.param(3, 3, 6, "Medium", id="14.10-boundary-3-Medium"),
         pytest.param(6, 3, 6, "Medium", id="14.10-boundary-6-Medium"),
         pytest.param(7, 3, 6, "High", id="14.10-boundary-7-High"),
-        # [G] `TestAlarm` risks 1, 3, 7
+        # Go Dsiem's `TestAlarm` risks 1, 3, 7
         pytest.param(1, 3, 6, "Low", id="14.10-G-risk-1-Low"),
         pytest.param(0, 3, 6, "Low", id="6.3-risk-0-Low"),
         pytest.param(10, 3, 6, "High", id="6.3-risk-10-High"),
@@ -172,7 +172,7 @@ def test_risk_class_boundaries_through_engine(reliability: int, risk: int, cls: 
 
 
 def test_risk_goes_down_with_a_lower_reliability_stage() -> None:
-    """§6.2: the risk is recomputed from the stage that just finished, so it can go down."""
+    """The risk is recomputed from the stage that just finished, so it can go down."""
     assets = Assets([Asset("net", ipaddress.ip_network("10.0.0.0/8"), 5, False)])
     engine = Engine(
         Config(directives=(directive(5, 10, 2, 10),), assets=assets), clock=lambda: T,

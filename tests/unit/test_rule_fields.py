@@ -1,5 +1,5 @@
-"""`Rule` takes its fields from `RuleConfig` (SPEC §3.3): the same names in the same order,
-the same defaults, lists as tuples."""
+"""`Rule` takes its fields from `RuleConfig`: the same names in the same order, the same
+defaults, lists as tuples."""
 
 from __future__ import annotations
 

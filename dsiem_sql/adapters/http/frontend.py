@@ -1,4 +1,5 @@
-"""Download the config files of this node from a Dsiem frontend (SPEC §3.2).
+"""Download the config files of this node from a Dsiem frontend (docs/behaviour.md,
+"Config download").
 
 Files go to a hidden staging directory inside `--configs` (which may be a mount point, so it
 is never renamed itself). Only when every file arrived, and the directory as the service will
