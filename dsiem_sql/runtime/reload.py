@@ -18,9 +18,10 @@ import os
 import signal
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dsiem_sql.adapters.http.frontend import download_config
 from dsiem_sql.config import ConfigError, load_config
@@ -99,12 +100,16 @@ class Reloader:
 
     # -- the task -------------------------------------------------------------------------
 
-    async def run(self, store: Store, take: Callable[[CompiledConfig], Reloaded],
-                  wake_worker: Callable[[], None]) -> None:
-        """Serve the reload requests until `stop`. `take` applies a compiled config; it is
-        called by the worker (`take_pending`), which `wake_worker` wakes."""
+    def run(self, store: Store, take: Callable[[CompiledConfig], Reloaded],
+            wake_worker: Callable[[], None]) -> Coroutine[Any, Any, None]:
+        """Take reload requests from now on; the coroutine returned serves them until
+        `stop`. `take` applies a compiled config; it is called by the worker
+        (`take_pending`), which `wake_worker` wakes."""
         self._store, self._take, self._wake_worker = store, take, wake_worker
         self.running = True
+        return self._serve()
+
+    async def _serve(self) -> None:
         try:
             while not self._stopping.is_set():
                 await unless_stopped(self._stopping, self._asked.wait())
