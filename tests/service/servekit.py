@@ -20,6 +20,8 @@ import nats
 import pytest
 from kit import COMMAND, CONFIGS, WAIT, wait_until
 
+from dsiem_sql.store.database import connect_read_only
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -138,7 +140,7 @@ class Serve:
         return [line for line in self.log.read_text().splitlines() if " ERROR " in line]
 
     def query(self, sql: str) -> list[tuple]:
-        con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
+        con = connect_read_only(self.db, timeout=5)
         try:
             return con.execute(sql).fetchall()
         finally:
