@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from dsiem_sql import defaults
 from dsiem_sql.adapters.http.frontend import download_config
 from dsiem_sql.config import ConfigError, load_config
 from dsiem_sql.config.loader import Config
@@ -48,8 +49,8 @@ class Sources:
     configs: Path
     node: str
     frontend: str | None = None
-    frontend_timeout: float = 60.0
-    max_config_size: int = 64 * 2**20
+    frontend_timeout: float = defaults.FRONTEND_TIMEOUT
+    max_config_size: int = defaults.MAX_CONFIG_SIZE_MB * defaults.MB  # bytes
 
 
 class Reloader:
