@@ -27,11 +27,16 @@ def database_files(directory: Path, name: str) -> set[str]:
     return listing
 
 
-@pytest.mark.parametrize("relative", [False, True], ids=["absolute", "relative"])
-def test_a_database_path_with_uri_characters_is_one_file(tmp_path, relative):
+@pytest.mark.parametrize("name, relative", [
+    (STRANGE_NAME, False), (STRANGE_NAME, True),
+    # SQLite built with SQLITE_USE_URI (Debian's is) reads any name that starts with `file:`
+    # as a URI, even where no URI was asked for
+    (f"file:{STRANGE_NAME}", True),
+], ids=["absolute", "relative", "relative-file-prefix"])
+def test_a_database_path_with_uri_characters_is_one_file(tmp_path, name, relative):
     directory = tmp_path / STRANGE_DIR
     directory.mkdir()
-    db = Path(STRANGE_NAME) if relative else directory / STRANGE_NAME
+    db = Path(name) if relative else directory / name
 
     def run(*args: str | Path):
         return cli(*args, cwd=directory)
@@ -43,7 +48,7 @@ def test_a_database_path_with_uri_characters_is_one_file(tmp_path, relative):
     assert ok(run("db", "current", "--db", db)).stdout == upgraded.stdout
     count = ok(run("sql", "--db", db, "--format", "csv", "SELECT count(*) AS n FROM backlogs"))
     assert count.stdout.split() == ["n", "0"]
-    database_files(directory, STRANGE_NAME)
+    database_files(directory, name)
 
     ok(run("replay", "--configs", CONFIGS, "--out", tmp_path / "out", "--db", db,
            EXAMPLES / "events.jsonl"))
@@ -56,7 +61,7 @@ def test_a_database_path_with_uri_characters_is_one_file(tmp_path, relative):
     assert reload.stderr.startswith(
         f"error: {db}: no dsiem-sql serve is running with this database here"), reload.stderr
 
-    database_files(directory, STRANGE_NAME)
+    database_files(directory, name)
     assert sorted(os.listdir(tmp_path)) == sorted([STRANGE_DIR, "out"])
 
 
