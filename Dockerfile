@@ -1,6 +1,8 @@
 # dsiem-sql: the Dsiem correlation backend with SQLite state.
 #   docker build -t dsiem-sql .
 #   docker run: see docs/deployment.md
+# A tag, which its publisher moves to new builds; for one exact image pass a digest:
+#   docker build --build-arg PYTHON_IMAGE=python@sha256:<digest> ...  (docs/deployment.md)
 ARG PYTHON_IMAGE=python:3.12.8-slim-bookworm
 
 # The wheel, built from the source (migrations/ goes into it as dsiem_sql.migrations).
@@ -12,7 +14,9 @@ COPY migrations ./migrations
 RUN pip wheel --no-cache-dir --no-deps -w /wheels .
 
 FROM ${PYTHON_IMAGE}
-RUN useradd --system --uid 10001 --home-dir /dsiem --create-home dsiem
+# Fixed ids (not the next free system ones), as they show on bind-mounted host directories.
+RUN groupadd --system --gid 10001 dsiem \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /dsiem --create-home dsiem
 # The dependencies of pyproject.toml at the versions of requirements.lock, in a layer of
 # their own: a change of the code alone does not install them again.
 COPY pyproject.toml requirements.lock /tmp/deps/
@@ -36,8 +40,8 @@ ENV PATH=/opt/dsiem-sql/bin:$PATH \
     DSIEM_METRICS_PORT=9100 \
     DSIEM_JSON=true
 # Mounted host directories must be writable by uid 10001 (see docs/deployment.md).
-RUN mkdir -p /dsiem/configs /dsiem/logs /dsiem/data && chown -R dsiem /dsiem
-USER 10001
+RUN mkdir -p /dsiem/configs /dsiem/logs /dsiem/data && chown -R 10001:10001 /dsiem
+USER 10001:10001
 WORKDIR /dsiem
 VOLUME ["/dsiem/configs", "/dsiem/logs", "/dsiem/data"]
 EXPOSE 9100

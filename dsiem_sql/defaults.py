@@ -5,6 +5,7 @@ when a library caller leaves a field out."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Final
 
 MB = 2**20
 
@@ -44,6 +45,14 @@ DB_RETRY_WINDOW = 60  # seconds
 
 # enrichment
 CACHE_MINUTES = 10
+
+# the engine settings (Dsiem's own defaults; `EngineSettings` checks them together)
+REFERENCE_MODE: Final = "value"  # or "rule"
+MIN_ALARM_LIFETIME = 0  # minutes
+STATUS = "Open,In-Progress,Closed"
+TAGS = "Identified Threat,False Positive,Valid Threat,Security Incident"
+MED_RISK_MIN = 3
+MED_RISK_MAX = 6
 
 # the HTTP endpoints (metrics, health, reload)
 METRICS_HOST = "0.0.0.0"

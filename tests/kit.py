@@ -44,13 +44,13 @@ def cli_env(**extra: str | None) -> dict[str, str]:
 
 def cli(*args: str | Path, input: str | None = None, env: dict[str, str | None] | None = None,
         prefix: tuple[str, ...] | list[str] = (), timeout: float = 60,
-        ) -> subprocess.CompletedProcess[str]:
+        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """`dsiem-sql ARGS` as a real process, to its exit. `env`: more environment variables
     (see cli_env); `prefix`: a command that runs it, such as setpriv; `timeout` only guards
-    against a hang."""
+    against a hang; `cwd`: the directory it runs in (relative paths are relative to it)."""
     return subprocess.run(
         [*prefix, *COMMAND, *map(str, args)], input=input, capture_output=True, text=True,
-        env=cli_env(**(env or {})), timeout=timeout,
+        env=cli_env(**(env or {})), timeout=timeout, cwd=cwd,
     )
 
 

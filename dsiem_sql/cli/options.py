@@ -42,23 +42,22 @@ DbOpt = Annotated[Path, typer.Option("--db", envvar="DSIEM_DB", help="SQLite dat
 
 ReferenceModeOpt = Annotated[str | None, typer.Option(
     "--reference-mode", envvar="DSIEM_REFERENCE_MODE",
-    help="value (default) or rule (Go Dsiem)")]
+    help=f"value or rule (Go Dsiem) (default {defaults.REFERENCE_MODE})")]
 MinAlarmLifetimeOpt = Annotated[int | None, typer.Option(
     "-l", "--min-alarm-lifetime", envvar="DSIEM_MINALARMLIFETIME",
-    help="Minutes added to deadlines (default 0)")]
+    help=f"Minutes added to deadlines (default {defaults.MIN_ALARM_LIFETIME})")]
 StatusOpt = Annotated[str | None, typer.Option(
     "-s", "--status", envvar="DSIEM_STATUS",
-    help="Alarm statuses, the first for new alarms (default Open,In-Progress,Closed)")]
+    help=f"Alarm statuses, the first for new alarms (default {defaults.STATUS})")]
 TagsOpt = Annotated[str | None, typer.Option(
     "-t", "--tags", envvar="DSIEM_TAGS",
-    help="Alarm tags, the first for new alarms (default Identified Threat,False Positive,"
-         "Valid Threat,Security Incident)")]
+    help=f"Alarm tags, the first for new alarms (default {defaults.TAGS})")]
 MedRiskMinOpt = Annotated[int | None, typer.Option(
     "--med_risk_min", "--med-risk-min", envvar="DSIEM_MEDRISKMIN",
-    help="Lowest Medium risk, 2..8 (default 3)")]
+    help=f"Lowest Medium risk, 2..8 (default {defaults.MED_RISK_MIN})")]
 MedRiskMaxOpt = Annotated[int | None, typer.Option(
     "--med_risk_max", "--med-risk-max", envvar="DSIEM_MEDRISKMAX",
-    help="Highest Medium risk, 3..9 (default 6)")]
+    help=f"Highest Medium risk, 3..9 (default {defaults.MED_RISK_MAX})")]
 MatchProtocolOpt = Annotated[bool | None, typer.Option(
     "--match-protocol", envvar="DSIEM_MATCH_PROTOCOL", help="Match rule protocols exactly.")]
 TaxonomyCustomDataOpt = Annotated[bool | None, typer.Option(

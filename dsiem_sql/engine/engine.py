@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from itertools import count
 from typing import Literal
 
+from dsiem_sql import defaults
 from dsiem_sql.config.loader import Config
 from dsiem_sql.engine.alarm import render_alarm, resolve_references
 from dsiem_sql.engine.event import Event
@@ -65,12 +66,12 @@ def wall_clock() -> int:
 
 @dataclass(frozen=True)
 class EngineOptions:
-    reference_mode: Literal["value", "rule"] = "value"
-    min_alarm_lifetime: int = 0  # minutes
-    status: str = "Open"
-    tag: str = "Identified Threat"
-    med_risk_min: int = 3
-    med_risk_max: int = 6
+    reference_mode: Literal["value", "rule"] = defaults.REFERENCE_MODE
+    min_alarm_lifetime: int = defaults.MIN_ALARM_LIFETIME  # minutes
+    status: str = defaults.STATUS.split(",")[0]
+    tag: str = defaults.TAGS.split(",")[0]
+    med_risk_min: int = defaults.MED_RISK_MIN
+    med_risk_max: int = defaults.MED_RISK_MAX
     match_protocol: bool = False
     taxonomy_custom_data: bool = False
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import httpx
 
+from dsiem_sql import defaults
 from dsiem_sql.config.loader import PluginSetup
 from dsiem_sql.config.models import NesdConfig, WiseConfig
 from dsiem_sql.enrichment.checkers import CheckFailed, Nesd, Record, Wise
@@ -48,7 +49,7 @@ class Enricher:
     def __init__(
         self,
         checkers: list[Checker],
-        cache_minutes: int = 10,
+        cache_minutes: int = defaults.CACHE_MINUTES,
         private_ips: bool = False,
         timeout: float = 10.0,
         concurrency: int = 16,

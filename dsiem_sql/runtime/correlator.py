@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from dsiem_sql import defaults
 from dsiem_sql.engine import Changes, Engine, Event
 from dsiem_sql.enrichment.lookups import Lookups
 from dsiem_sql.store.outbox import Appender, Line
@@ -42,8 +43,8 @@ class EventClock:
 class Batching:
     """Commit when `interval_ms` has passed since the last commit, or after `changes`."""
 
-    interval_ms: int = 100
-    changes: int = 2000
+    interval_ms: int = defaults.COMMIT_INTERVAL_MS
+    changes: int = defaults.COMMIT_CHANGES
 
 
 class Sink(Protocol):

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dsiem_sql import defaults
 from dsiem_sql.adapters.http.frontend import download_config
 from dsiem_sql.config import ConfigError, load_config
 from dsiem_sql.config.loader import Config
@@ -49,8 +50,8 @@ class Sources:
     configs: Path
     node: str
     frontend: str | None = None
-    frontend_timeout: float = 60.0
-    max_config_size: int = 64 * 2**20
+    frontend_timeout: float = defaults.FRONTEND_TIMEOUT
+    max_config_size: int = defaults.MAX_CONFIG_SIZE_MB * defaults.MB  # bytes
 
 
 class Reloader:

@@ -8,18 +8,19 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from dsiem_sql import defaults
 from dsiem_sql.engine import EngineOptions
 
 
 class EngineSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reference_mode: Literal["value", "rule"] = "value"
-    min_alarm_lifetime: int = Field(0, ge=0, le=65535)
-    status: str = "Open,In-Progress,Closed"
-    tags: str = "Identified Threat,False Positive,Valid Threat,Security Incident"
-    med_risk_min: int = Field(3, ge=0, le=255)
-    med_risk_max: int = Field(6, ge=0, le=255)
+    reference_mode: Literal["value", "rule"] = defaults.REFERENCE_MODE
+    min_alarm_lifetime: int = Field(defaults.MIN_ALARM_LIFETIME, ge=0, le=65535)
+    status: str = defaults.STATUS
+    tags: str = defaults.TAGS
+    med_risk_min: int = Field(defaults.MED_RISK_MIN, ge=0, le=255)
+    med_risk_max: int = Field(defaults.MED_RISK_MAX, ge=0, le=255)
     match_protocol: bool = False
     taxonomy_custom_data: bool = False
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from dsiem_sql import defaults
 from dsiem_sql.engine import Changes, Event, InvalidEvent, decode_event
 from dsiem_sql.engine.engine import wall_clock
 from dsiem_sql.runtime.correlator import Correlator, EventClock
@@ -50,8 +51,8 @@ class Counters:
 
 @dataclass(frozen=True)
 class Timing:
-    expiry_interval: float = 10.0  # seconds between two wall-clock expiry ticks
-    retention_days: int = 7  # ended backlogs are deleted this long after they ended
+    expiry_interval: float = defaults.EXPIRY_INTERVAL  # seconds between two wall-clock ticks
+    retention_days: int = defaults.RETENTION_DAYS  # days after which an ended backlog goes
     max_delay: int = 0  # seconds; an older event taken by a backlog raises the overload signal
 
 

@@ -73,6 +73,13 @@ def check_database_file(path: Path, must_exist: bool = False) -> None:
         raise StoreError(f"{path}: directory {path.parent} does not exist")
 
 
+def filename(path: Path | str) -> str:
+    """`path` as a plain file name for SQLite: absolute. A relative `file:...` would be read as
+    a URI where SQLite is built with SQLITE_USE_URI (as Debian's is), even without `uri=True`:
+    `file:a#b.db` would open `a`."""
+    return os.path.abspath(path)
+
+
 def read_only_uri(path: Path | str) -> str:
     """The URI that opens `path` read-only. Its characters that mean something in a URI
     (`?`, `#`, `%`) are escaped, with spaces and non-ASCII ones: unescaped, `a#b.db` would
@@ -99,7 +106,7 @@ def sync_engine(path: Path, sync: Sync = "normal") -> Engine:
     from sqlalchemy import create_engine, event
 
     # a creator, not a URL: a path holding `?` or `#` is not a URL's
-    engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(path))
+    engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(filename(path)))
 
     def on_connect(dbapi_connection, _record) -> None:
         for pragma in pragmas(sync):

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from dsiem_sql.internals import run_on_thread
-from dsiem_sql.store.database import BUSY_TIMEOUT_MS, Sync, describe_error, pragmas
+from dsiem_sql.store.database import BUSY_TIMEOUT_MS, Sync, describe_error, filename, pragmas
 from dsiem_sql.store.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class Writer:
     @classmethod
     async def open(cls, path: Path, sync: Sync, retry_window: float = 0.0) -> Writer:
         try:
-            db = await aiosqlite.connect(path, isolation_level=None)
+            db = await aiosqlite.connect(filename(path), isolation_level=None)
             db.row_factory = sqlite3.Row
             for pragma in pragmas(sync):
                 await db.execute(pragma)

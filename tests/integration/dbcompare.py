@@ -6,6 +6,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+from dsiem_sql.store.database import connect_read_only
+
 
 def normalised_outputs(out: Path) -> tuple[list[dict], list[dict], dict[str, str]]:
     """(alarm lines, alarm-event lines, id map) with alarm ids renamed by first appearance."""
@@ -31,7 +33,7 @@ def database_dump(db: Path, ids: dict[str, str] | None = None,
                   drop: tuple[str, ...] = ()) -> dict[str, list[tuple]]:
     """Backlogs, stages and event links in a comparable form; without the backlog columns
     named in `drop`."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    con = connect_read_only(db)
     try:
         order = {r[0]: r[1] for r in con.execute("SELECT id, seq FROM backlogs")}
         rename = ids or {}

@@ -15,12 +15,14 @@ from dbcompare import database_dump, integrity, normalised_outputs
 from kit import COMMAND, cli_env, ok, replay, wait_until
 from workload import events, write_configs
 
+from dsiem_sql.store.database import connect_read_only
+
 
 def committed_line(db: Path) -> int:
     if not db.exists():
         return 0
     try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        con = connect_read_only(db, timeout=1)
         try:
             row = con.execute("SELECT max(line) FROM input_progress").fetchone()
         finally:

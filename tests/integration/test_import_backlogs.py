@@ -22,6 +22,7 @@ from dsiem_sql.legacy import importer
 from dsiem_sql.legacy.formats import SAVED_FILE, title_matches, to_backlog
 from dsiem_sql.legacy.importer import backlog_files, import_files
 from dsiem_sql.store import StoreError
+from dsiem_sql.store.database import connect_read_only
 from dsiem_sql.store.rows import import_rows
 from dsiem_sql.store.store import Store
 
@@ -79,7 +80,7 @@ def summary(output: str) -> dict[str, dict[str, str | int]]:
 
 
 def query(db: Path, sql: str, *params) -> list[tuple]:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    con = connect_read_only(db)
     try:
         return con.execute(sql, params).fetchall()
     finally:
@@ -93,7 +94,7 @@ OTHER_COLUMNS = {"directive_version", "src_sockets", "dst_sockets"}
 
 def dump(db: Path) -> dict[str, list]:
     """Everything an import writes, in a comparable form."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    con = connect_read_only(db)
     con.row_factory = sqlite3.Row
     try:
         return {

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from kit import CONFIGS, EXAMPLES, ROOT, cli, ok, replay
 
-from dsiem_sql.store.database import WriterLock
+from dsiem_sql.store.database import WriterLock, connect_read_only
 from dsiem_sql.store.query import read_query
 
 COLUMNS = {
@@ -39,7 +39,7 @@ def sql(db: Path, statement: str, *options: str, **kw) -> subprocess.CompletedPr
 
 def direct(db: Path, statement: str, *params: object) -> list[tuple]:
     """The same query through a plain read-only sqlite3 connection."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    con = connect_read_only(db)
     try:
         return con.execute(statement, params).fetchall()
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import sqlite3
 import tempfile
 from itertools import count
 from pathlib import Path
@@ -22,7 +21,7 @@ from dsiem_sql.config import load_config
 from dsiem_sql.config.loader import Config
 from dsiem_sql.engine import Engine, decode_event
 from dsiem_sql.runtime.correlator import Correlator, EventClock
-from dsiem_sql.store.database import upgrade
+from dsiem_sql.store.database import connect_read_only, upgrade
 from dsiem_sql.store.rows import rule_json
 from dsiem_sql.store.store import Store
 
@@ -187,7 +186,7 @@ def test_retention_prunes_ended_backlogs_but_never_live_ones(tmp_path):
 
 
 def _query(db: Path, sql: str) -> list[tuple]:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    con = connect_read_only(db)
     try:
         return con.execute(sql).fetchall()
     finally:

@@ -17,6 +17,8 @@ import nats
 from kit import COMMAND, CONFIGS, WAIT, wait_until
 from natskit import NatsServer, free_port, listening, nats_server_binary  # noqa: F401 (also here)
 
+from dsiem_sql.store.database import connect_read_only
+
 
 def http_status(url: str) -> int | None:
     """The HTTP status of a GET, or None if nothing answers."""
@@ -94,7 +96,7 @@ class Serve:
         return [line for line in self.log.read_text().splitlines() if " ERROR " in line]
 
     def query(self, sql: str) -> list[tuple]:
-        con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
+        con = connect_read_only(self.db, timeout=5)
         try:
             return con.execute(sql).fetchall()
         finally:

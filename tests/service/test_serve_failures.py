@@ -11,6 +11,7 @@ from kit import wait_until
 from scenario import links, ping_events, probe_event, wait_log, wait_metric
 from servekit import http_status, publish
 
+from dsiem_sql.store.database import connect_read_only
 from dsiem_sql.store.store import WAL_LIMIT as STORE_WAL_LIMIT
 
 DEEP = b"[" * 2000 + b"null" + b"]" * 2000  # json.loads raises RecursionError on it
@@ -70,7 +71,7 @@ def test_the_time_of_the_last_commit_is_a_metric(serve, nats_server):
 def test_the_wal_shrinks_once_a_long_reader_is_gone(serve, nats_server):
     node = serve().start()
     wal = node.db.with_name(node.db.name + "-wal")
-    reader = sqlite3.connect(f"file:{node.db}?mode=ro", uri=True)
+    reader = connect_read_only(node.db)
     reader.execute("BEGIN")
     reader.execute("SELECT count(*) FROM backlogs").fetchall()  # holds its snapshot
     base = int(time.time()) - 300

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import signal
 import time
 import urllib.error
@@ -221,6 +222,23 @@ def test_dsiem_sql_reload_signals_the_serve_of_the_database(serve, nats_server, 
     gone = cli("reload", "--db", node.db)
     assert gone.returncode == 1
     assert "no dsiem-sql serve is running with this database" in gone.stderr
+
+
+def test_dsiem_sql_reload_with_uri_characters_in_the_database_path(serve, tmp_path):
+    """`reload` reads the outcome through a read-only `file:` URI, where `#`, `?` and `%` of
+    the path are escaped (unescaped, it read another file, and created it)."""
+    configs = write_configs(tmp_path / "configs", flood(3))
+    directory = tmp_path / "dir #1 ?x=%41 é"
+    directory.mkdir()
+    name = "a#b ?c%20é.db"
+    node = serve(configs=configs, db=directory / name).start()
+    (configs / DIRECTIVES).write_bytes(directives_file(flood(5), flood(2, id=2)))
+    done = cli("reload", "--db", node.db)
+    assert done.returncode == 0, done.stderr
+    assert "2 directives (1 added, 1 changed, 0 removed)" in done.stdout
+    assert [r[:2] for r in reloads(node)] == [("start", "success"), ("SIGHUP", "success")]
+    assert node.stop() == 0
+    assert set(os.listdir(directory)) <= {name + s for s in ("", "-wal", "-shm", ".lock")}
 
 
 def test_dsiem_sql_reload_signals_only_a_serve(tmp_path):

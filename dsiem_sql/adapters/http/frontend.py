@@ -20,6 +20,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from dsiem_sql import defaults
 from dsiem_sql.config.errors import ConfigError
 from dsiem_sql.config.loader import load_config
 from dsiem_sql.runtime.aio import Stopped, unless_stopped
@@ -27,7 +28,7 @@ from dsiem_sql.runtime.aio import Stopped, unless_stopped
 log = logging.getLogger(__name__)
 SHARED_PREFIXES = ("assets_", "intel_", "vuln_")
 STAGING_PREFIX = ".download-"
-MB = 2**20
+MB = defaults.MB
 MAX_LISTING = 8 * MB
 REQUEST_TIMEOUT = 10.0  # connect, and each read or write; the deadline bounds the whole
 
@@ -71,8 +72,8 @@ async def download_config(
     node: str,
     directory: Path,
     *,
-    deadline: float = 60,
-    max_file_size: int = 64 * MB,
+    deadline: float = defaults.FRONTEND_TIMEOUT,
+    max_file_size: int = defaults.MAX_CONFIG_SIZE_MB * MB,
     stop: asyncio.Event | None = None,
 ) -> int | None:
     """Download this node's files into `directory`; returns the file count, or None when
