@@ -25,7 +25,7 @@ DSIEM_FLAGS = [
 ADDED_FLAGS = [
     "--configs", "--db", "--logs", "--commit-interval", "--db-sync", "--retention-days",
     "--metrics-port", "--metrics-host", "--reference-mode", "--frontend-timeout",
-    "--max-config-size", "--db-retry-window",
+    "--max-config-size", "--db-retry-window", "--enable-lifecycle", "--nats-reconnect-window",
 ]
 
 

@@ -46,11 +46,9 @@ SECTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("schema.md", "Connection settings and durability"): ("serve", "replay"),
     ("schema.md", "Retention"): ("serve", "replay"),
     ("schema.md", "Querying"): ("sql",),
-    **{("behaviour.md", h): ("serve", "replay") for h in (
-        "Events (SPEC §2)", "Configuration (SPEC §3)", "Matching (SPEC §4)",
-        "Backlogs (SPEC §5)", "Live reload (issue 14; the reference backends have none)",
-        "Risk and alarms (SPEC §6–§7)", "Intel and vulnerability enrichment (SPEC §8)",
-        "The clock")},
+    **{("behaviour.md", h): ("serve",) for h in (
+        "Config download", "Intake queue", "Overload signal", "Watchdog report",
+        "NATS connection", "Live reload", "Reload endpoint", "Shutdown")},
 }
 # sections whose flags are those of other programs (docker, pip, the scripts)
 OTHER_PROGRAMS = {
@@ -94,6 +92,9 @@ def help_flags(path: str) -> set[str]:
     result = CliRunner().invoke(app, [*path.split(), "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     flags: set[str] = set()
+    if not path:  # the global options, hidden ones too (`--test-env`)
+        for param in typer.main.get_command(app).params:
+            flags.update(o for o in param.opts if o.startswith("--"))
     for line in result.output.splitlines():
         stripped = line.strip()
         if stripped.startswith("-"):  # an option's line: its names, two spaces, its help
