@@ -122,7 +122,9 @@ def chain_configs(root, stages: int, timeout: int):
 
 
 @pytest.mark.parametrize("outage", [
-    pytest.param(12, id="12s"),
+    # in the default run: the in-process tests of the stream clock and of lost messages
+    # (tests/runtime/test_service_jetstream.py)
+    pytest.param(12, id="12s", marks=pytest.mark.slow),
     pytest.param(30, id="30s", marks=pytest.mark.slow),
 ])
 def test_outage_loses_nothing_and_expires_by_stream_time(tmp_path, js_nats, node_on, outage):
@@ -164,6 +166,7 @@ def test_outage_loses_nothing_and_expires_by_stream_time(tmp_path, js_nats, node
     assert node.errors() == []
 
 
+@pytest.mark.slow  # in the default run: a restart resuming in-process (tests/runtime)
 def test_nats_restart_with_the_file_store_kept(tmp_path, js_nats, node_on):
     n = 3_000
     node = node_on(js_nats.url).start()
@@ -184,6 +187,7 @@ def test_nats_restart_with_the_file_store_kept(tmp_path, js_nats, node_on):
     assert node.errors() == []
 
 
+@pytest.mark.slow  # a three-server cluster: 15 s
 def test_failover_to_another_server_of_the_cluster(tmp_path, node_on):
     cluster = Cluster(tmp_path / "cluster")
     cluster.start()
@@ -291,6 +295,7 @@ def test_messages_dropped_by_the_stream_limits_are_counted(tmp_path, js_nats, no
     assert node.stop() == 0
 
 
+@pytest.mark.slow  # in the default run: in-process (tests/runtime/test_service_nats.py)
 def test_a_stream_that_does_not_capture_the_events_is_an_error(tmp_path, js_nats):
     async def create_stream() -> None:
         nc = await nats.connect(js_nats.url)
@@ -306,6 +311,7 @@ def test_a_stream_that_does_not_capture_the_events_is_an_error(tmp_path, js_nats
             in proc.stderr)
 
 
+@pytest.mark.slow  # in the default run: in-process (tests/runtime/test_service_nats.py)
 def test_a_server_without_jetstream_is_an_error(tmp_path, nats_server):
     proc = cli("serve", "--node", "n", "--configs", write_configs(tmp_path / "configs"),
                "--db", tmp_path / "db", "--logs", tmp_path / "logs", "--msq", nats_server.url,
