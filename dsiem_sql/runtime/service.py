@@ -38,6 +38,7 @@ from dsiem_sql.legacy.importer import import_saved_backlogs
 from dsiem_sql.runtime.aio import first_cause, settle_memory
 from dsiem_sql.runtime.correlator import Batching, Correlator
 from dsiem_sql.runtime.intake import Intake
+from dsiem_sql.runtime.logs import log_loop_errors
 from dsiem_sql.runtime.overload import Overload
 from dsiem_sql.runtime.reload import Reloader, ReloadResult, Sources, describe, record
 from dsiem_sql.runtime.watchdog import Watchdog
@@ -291,6 +292,7 @@ def run_service(options: ServeOptions, engine_options: EngineOptions) -> None:
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        log_loop_errors(loop)  # an error that repeats is logged once, then counted
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         intake, connection = open_intake(options)
