@@ -25,7 +25,7 @@ from dsiem_sql import defaults
 from dsiem_sql.adapters.http.frontend import download_config
 from dsiem_sql.adapters.http.metrics import Metrics
 from dsiem_sql.adapters.http.server import HttpEndpoints
-from dsiem_sql.adapters.nats.connection import Connection
+from dsiem_sql.adapters.nats.connection import Connection, NatsUnreachable
 from dsiem_sql.adapters.nats.core import CoreIntake
 from dsiem_sql.adapters.nats.jetstream import JetStreamIntake
 from dsiem_sql.adapters.nats.options import NatsOptions, StreamOptions
@@ -266,7 +266,7 @@ class Service:
         except Exception as failure:  # the TaskGroup's ExceptionGroup
             cause = first_cause(failure)
             log.error("stopping on a fault: %s", _describe(cause),
-                      exc_info=None if isinstance(cause, StoreError) else cause)
+                      exc_info=None if isinstance(cause, StoreError | NatsUnreachable) else cause)
             raise ServiceFailed(_describe(cause)) from None
 
 
