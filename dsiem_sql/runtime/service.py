@@ -25,7 +25,7 @@ from dsiem_sql import defaults
 from dsiem_sql.adapters.http.frontend import download_config
 from dsiem_sql.adapters.http.metrics import Metrics
 from dsiem_sql.adapters.http.server import HttpEndpoints
-from dsiem_sql.adapters.nats.connection import Connection
+from dsiem_sql.adapters.nats.connection import Connection, NatsUnreachable
 from dsiem_sql.adapters.nats.core import CoreIntake
 from dsiem_sql.adapters.nats.jetstream import JetStreamIntake
 from dsiem_sql.adapters.nats.options import NatsOptions, StreamOptions
@@ -38,6 +38,7 @@ from dsiem_sql.legacy.importer import import_saved_backlogs
 from dsiem_sql.runtime.aio import first_cause, settle_memory
 from dsiem_sql.runtime.correlator import Batching, Correlator
 from dsiem_sql.runtime.intake import Intake
+from dsiem_sql.runtime.logs import log_loop_errors
 from dsiem_sql.runtime.overload import Overload
 from dsiem_sql.runtime.reload import Reloader, ReloadResult, Sources, describe, record
 from dsiem_sql.runtime.watchdog import Watchdog
@@ -265,7 +266,7 @@ class Service:
         except Exception as failure:  # the TaskGroup's ExceptionGroup
             cause = first_cause(failure)
             log.error("stopping on a fault: %s", _describe(cause),
-                      exc_info=None if isinstance(cause, StoreError) else cause)
+                      exc_info=None if isinstance(cause, StoreError | NatsUnreachable) else cause)
             raise ServiceFailed(_describe(cause)) from None
 
 
@@ -291,6 +292,7 @@ def run_service(options: ServeOptions, engine_options: EngineOptions) -> None:
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        log_loop_errors(loop)  # an error that repeats is logged once, then counted
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         intake, connection = open_intake(options)

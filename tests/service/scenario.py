@@ -14,7 +14,7 @@ from pathlib import Path
 import kit
 import nats
 from kit import CONFIGS, WAIT, wait_until
-from servekit import Serve
+from servekit import Serve, publish
 
 # -- events -------------------------------------------------------------------------------
 
@@ -58,6 +58,23 @@ def with_args(node: Serve, *extra: str) -> Serve:
 
 def links(node: Serve) -> int:
     return node.query("SELECT count(*) FROM alarm_events")[0][0]
+
+
+def resubscribed(node: Serve, url: str, base: int) -> None:
+    """Publish probes until one reaches the database (those sent too early are lost)."""
+    sent = [0]
+
+    def probe() -> bool:
+        assert node.proc is not None and node.proc.poll() is None, node.log.read_text()
+        before = links(node)
+        sent[0] += 1
+        publish(url, [probe_event(sent[0], base)])
+        try:
+            return wait_until("the probe", lambda: links(node) > before, timeout=1)
+        except AssertionError:
+            return False
+
+    wait_until(lambda: f"serve to resubscribe:\n{node.log.read_text()[-3000:]}", probe)
 
 
 def wait_log(node: Serve, text: str, timeout: float = WAIT) -> None:

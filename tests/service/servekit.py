@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import nats
@@ -50,11 +51,12 @@ class Serve:
         self.proc: subprocess.Popen | None = None
         self.log = workdir / "serve.log"
 
-    def start(self, ready: bool = True) -> Serve:
+    def start(self, ready: bool = True, preexec_fn: Callable[[], object] | None = None) -> Serve:
+        """`preexec_fn`: run in the child before serve, e.g. to set a resource limit."""
         with self.log.open("ab") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(  # the environment as it is: tests set DSIEM_* in it
                 self.args, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=log,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=preexec_fn,
             )
         if ready:
             self.wait_ready()

@@ -5,26 +5,8 @@ from __future__ import annotations
 
 import time
 
-from kit import wait_until
-from scenario import links, ping_events, probe_event, wait_log
+from scenario import links, ping_events, resubscribed, wait_log
 from servekit import http_status, publish
-
-
-def resubscribed(node, url: str, base: int) -> None:
-    """Publish probes until one reaches the database (those sent too early are lost)."""
-    sent = [0]
-
-    def probe() -> bool:
-        assert node.proc is not None and node.proc.poll() is None, node.log.read_text()
-        before = links(node)
-        sent[0] += 1
-        publish(url, [probe_event(sent[0], base)])
-        try:
-            return wait_until("the probe", lambda: links(node) > before, timeout=1)
-        except AssertionError:
-            return False
-
-    wait_until(lambda: f"serve to resubscribe:\n{node.log.read_text()[-3000:]}", probe)
 
 
 def ping_links(node) -> list[tuple[str, int, str]]:

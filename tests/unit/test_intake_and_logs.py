@@ -6,10 +6,17 @@ import asyncio
 import json
 import logging
 import sys
+import time
 
 from dsiem_sql.logtext import shown
 from dsiem_sql.runtime.intake import MemoryIntake as Intake
-from dsiem_sql.runtime.logs import JsonFormatter, PlainFormatter, RateLimitedLog
+from dsiem_sql.runtime.logs import (
+    JsonFormatter,
+    PlainFormatter,
+    RateLimitedLog,
+    RepeatedLog,
+    log_loop_errors,
+)
 
 
 def taken(intake: Intake, limit: int) -> list[bytes | str]:
@@ -167,3 +174,99 @@ def test_rate_limit_forced_flush_at_the_end_of_input():
     assert seen[3:] == ["… and 1 more invalid events in the last 0.5 s"]
     limiter.flush(force=True)  # nothing left to report
     assert len(seen) == 4
+
+
+def repeated(clock: FakeClock, **options) -> tuple[RepeatedLog, list[str]]:
+    logger = logging.getLogger("test.repeated")
+    seen: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage() + (" +traceback" if record.exc_info else ""))
+
+    logger.handlers[:] = [Collect()]
+    logger.propagate = False
+    return RepeatedLog(logger, window=30.0, clock=clock, **options), seen
+
+
+def test_a_repeated_message_is_logged_once_then_as_a_count():
+    clock = FakeClock()
+    log, seen = repeated(clock)
+    for _ in range(31):  # the same failure every second
+        log.warning("nats error: %s", "connection refused")
+        log.warning("another error")
+        clock.now += 1
+    assert seen == ["nats error: connection refused", "another error",
+                    "nats error: connection refused (30 more times in the last 30 s)",
+                    "another error (30 more times in the last 30 s)"]
+    clock.now += 5
+    log.warning("nats error: %s", "connection refused")
+    log.flush()
+    assert seen[4:] == ["nats error: connection refused (1 more time in the last 6 s)"]
+    clock.now += 31  # quiet for a window: logged whole again
+    log.warning("nats error: %s", "connection refused")
+    assert seen[5:] == ["nats error: connection refused"]
+
+
+def test_only_the_first_of_a_repeated_error_has_its_traceback():
+    clock = FakeClock()
+    log, seen = repeated(clock)
+    for _ in range(100):
+        try:
+            raise OSError(24, "Too many open files")
+        except OSError as exc:
+            log.error("accept failed: %s", exc, exc_info=exc)
+    clock.now += 30
+    log.flush()
+    assert seen == ["accept failed: [Errno 24] Too many open files +traceback",
+                    "accept failed: [Errno 24] Too many open files (99 more times in the "
+                    "last 30 s)"]
+
+
+def test_messages_that_differ_every_time_cannot_flood_either():
+    clock = FakeClock()
+    log, seen = repeated(clock, limit=3)
+    for i in range(1000):
+        log.warning("bad request from port %d", i)
+    clock.now += 30
+    log.warning("bad request from port %d", 1000)
+    assert seen == ["bad request from port 0", "bad request from port 1",
+                    "bad request from port 2",
+                    "… and 997 more messages like these in the last 30 s",
+                    "bad request from port 1000"]
+
+
+def test_the_count_comes_from_the_event_loop_when_nothing_follows():
+    async def run() -> list[str]:
+        log, seen = repeated(FakeClock())
+        log.window, log.clock = 0.05, time.monotonic
+        for _ in range(5):
+            log.warning("same")
+        await asyncio.sleep(0.2)
+        return seen
+
+    seen = asyncio.run(run())
+    assert seen[0] == "same"
+    assert seen[1].startswith("same (4 more times in the last ")
+
+
+def test_the_event_loop_logs_a_repeated_error_once_with_its_traceback_then_a_count(caplog):
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        errors = log_loop_errors(loop, window=60.0)
+
+        def fail() -> None:
+            raise OSError(24, "Too many open files")
+
+        for _ in range(500):
+            loop.call_soon(fail)
+        await asyncio.sleep(0.1)
+        errors.flush()
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        asyncio.run(run())
+    records = [r for r in caplog.records if r.name == "asyncio"]
+    assert len(records) == 2, [r.getMessage()[:100] for r in records]
+    assert records[0].exc_info is not None and "Exception in callback" in records[0].getMessage()
+    assert records[1].exc_info is None
+    assert "OSError: [Errno 24] Too many open files (499 more times" in records[1].getMessage()

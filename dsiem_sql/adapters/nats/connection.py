@@ -1,8 +1,12 @@
 """The NATS connection of `serve`, with nats-py: retry forever with backoff at start, then
 rely on the client's own reconnect. A connection lost for longer than `--nats-reconnect-window`
-stops the service with an ERROR naming the last error (`watch`). Configuration errors
+stops the service with an ERROR naming the last error (`watch`), whatever keeps it from coming
+back (the server away, refused credentials, no file descriptor left). Configuration errors
 (unreadable files, a server without TLS when TLS is configured, refused credentials) stop the
-start instead: retrying cannot mend them."""
+start instead: retrying cannot mend them.
+
+nats-py tries again every second and reports every failure: those warnings go through a
+`RepeatedLog`, so the same failure is logged once, then as a count every half minute."""
 
 from __future__ import annotations
 
@@ -17,12 +21,14 @@ import nats
 from dsiem_sql.adapters.nats.options import NatsConfigError, NatsOptions, redact, ssl_reason
 from dsiem_sql.internals import NatsClient, TlsNotOffered
 from dsiem_sql.runtime.aio import Stopped, unless_stopped
+from dsiem_sql.runtime.logs import RepeatedLog
 
 log = logging.getLogger(__name__)
 
 EVENTS_SUBJECT = "dsiem_events"
 OVERLOAD_SUBJECT = "dsiem_overload_signals"
 RECONNECT_WAIT = 1  # nats-py's pause between two connection attempts to the server
+REPEATS_WINDOW = 30.0  # seconds: a warning that repeats is logged as a count this often
 # -ERR texts of nats-server for credentials it does not accept
 REFUSED = ("authorization violation", "authentication expired", "authentication revoked")
 
@@ -40,6 +46,7 @@ class Connection:
         self.client: NatsClient | None = None
         self.started = False  # the first connection is made
         self.closing = False
+        self.repeated = RepeatedLog(log, REPEATS_WINDOW)
 
     async def start(self, stop: asyncio.Event) -> bool:
         """Connect, retrying until `stop` is set (then False).
@@ -77,8 +84,8 @@ class Connection:
                 self.client = None  # not closed: nats-py's close hangs after a failed handshake
                 raise
             except (OSError, TimeoutError, nats.errors.Error) as exc:
-                log.warning("cannot connect to %s: %s; retrying in %.1fs", where, exc or
-                            type(exc).__name__, delay)
+                self.repeated.warning("cannot connect to %s: %s; retrying in %.1fs", where,
+                                      exc or type(exc).__name__, delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
                 delay = min(delay * 2, self.options.max_backoff)
@@ -94,14 +101,24 @@ class Connection:
         return self.client
 
     async def watch(self) -> None:
-        """Raise NatsUnreachable once the connection stayed lost for the reconnect window."""
+        """Raise NatsUnreachable once the connection stayed lost for the reconnect window.
+
+        Lost: since nats-py reported the disconnection, or since this watch first saw the
+        client not connected (should a failure keep nats-py from reporting it)."""
         window = self.options.reconnect_window
         if not window:
             return
         while True:
             await asyncio.sleep(min(1.0, window / 4))
+            if self.closing:
+                continue
+            if self.connected:
+                self.lost_since = None
+                continue
+            if self.lost_since is None:
+                self.lost_since = self.monotonic()
             lost = self.lost_since
-            if lost is not None and not self.closing and self.monotonic() - lost >= window:
+            if self.monotonic() - lost >= window:
                 raise NatsUnreachable(
                     f"NATS server {redact(self.options.url)} not reachable again within "
                     f"{window:g} s (--nats-reconnect-window); last error: "
@@ -127,8 +144,11 @@ class Connection:
 
     async def close(self) -> None:
         self.closing = True
-        if self.client is not None and not self.client.is_closed:
-            await self.client.close()
+        try:
+            if self.client is not None and not self.client.is_closed:
+                await self.client.close()
+        finally:
+            self.repeated.flush()  # the repeats not counted in the log yet
 
     def _config_problem(self, exc: Exception) -> str | None:
         """What is wrong with the configuration if `exc` says so, else None."""
@@ -157,19 +177,20 @@ class Connection:
         if not self.started:
             if problem:  # nats-py's connect does not catch this: the start stops
                 raise NatsConfigError(problem)
-            log.warning("cannot connect to %s: %s; retrying in %.1fs", redact(self.options.url),
-                        exc or type(exc).__name__, RECONNECT_WAIT)
+            self.repeated.warning("cannot connect to %s: %s; retrying in %.1fs",
+                                  redact(self.options.url), exc or type(exc).__name__,
+                                  RECONNECT_WAIT)
         elif problem:
-            log.error("%s; trying again", problem)
+            self.repeated.error("%s; trying again", problem)
         else:
-            log.warning("nats error: %s", exc)
+            self.repeated.warning("nats error: %s", exc or type(exc).__name__)
 
     async def _on_disconnected(self) -> None:
         if not self.closing:
             if self.lost_since is None:
                 self.lost_since = self.monotonic()
-            log.warning("disconnected from NATS, reconnecting")
+            self.repeated.warning("disconnected from NATS, reconnecting")
 
     async def _on_reconnected(self) -> None:
         self.lost_since = None
-        log.info("reconnected to NATS")
+        self.repeated.log(logging.INFO, "reconnected to NATS")
