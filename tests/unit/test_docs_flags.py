@@ -59,7 +59,7 @@ OTHER_PROGRAMS = {
 # an inline span that starts with one of these is another program's command line
 PROGRAMS = re.compile(r"(docker|pip|python|nats-server|nats|litestream|sqlite3|curl|uv|scripts/)")
 
-FLAG = re.compile(r"(?<![\w-])--[A-Za-z][\w-]*\*?")
+FLAG = re.compile(r"(?<![\w-])--[A-Za-z][\w-]*(?![\w-]|\.\w)\*?")  # not Prometheus's --web.x
 SPAN = re.compile(r"`([^`\n]+)`")
 # `dsiem-sql`, global options, a command, and perhaps a subcommand (`db upgrade`)
 DSIEM_SQL = re.compile(
