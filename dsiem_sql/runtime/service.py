@@ -205,7 +205,7 @@ class Service:
                 private_ips=o.intel_private_ip,
             )
             async with enricher:
-                await self._serve(engine, store, enricher, stop)
+                await self._serve(engine, store, enricher, endpoints, stop)
         except ServiceFailed:
             failed = True
             raise
@@ -220,7 +220,7 @@ class Service:
         log.info("stopped: %d events processed", self.counters.processed)
 
     async def _serve(self, engine: Engine, store: Store, enricher: Enricher,
-                     stop: asyncio.Event) -> None:
+                     endpoints: HttpEndpoints | None, stop: asyncio.Event) -> None:
         """Correlate until `stop`; then drain the intake and the lookups, and commit. A task
         that fails stops the others and the service (`ServiceFailed`)."""
         o = self.options
@@ -238,12 +238,12 @@ class Service:
                     on_commit=self.metrics.commit_seconds.observe, monotonic=self.monotonic,
                     timing=Timing(o.expiry_interval, o.retention_days, o.max_delay),
                 )
-                helpers = [
-                    tasks.create_task(overload.run(), name="overload"),
-                    tasks.create_task(watchdog.run(), name="watchdog"),
-                ]
+                watches = {"overload": overload.run(), "watchdog": watchdog.run()}
                 if self.connection is not None:
-                    helpers.append(tasks.create_task(self.connection.watch(), name="nats"))
+                    watches["nats"] = self.connection.watch()
+                if endpoints is not None:
+                    watches["http"] = endpoints.watch()
+                helpers = [tasks.create_task(job, name=name) for name, job in watches.items()]
 
                 def take(compiled: CompiledConfig) -> Reloaded:  # on the worker's task
                     enricher.use(checkers(compiled.config.intel, compiled.config.vuln))

@@ -3,14 +3,17 @@ overload, the watchdog and health, on a fake clock, in milliseconds."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 
 import pytest
 from kit import directive, event, ping_events, rule
+from natskit import free_port
 from servicekit import InProcess, until
 
+from dsiem_sql.adapters.http.server import HttpEndpoints
 from dsiem_sql.runtime.intake import Item, MemoryIntake
 from dsiem_sql.runtime.service import STALLED, ServiceFailed
 from dsiem_sql.runtime.worker import MAX_EVENT_BYTES
@@ -199,3 +202,16 @@ async def test_a_fault_in_the_worker_stops_the_service_with_an_error(tmp_path, c
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert [r.getMessage() for r in errors] == [
         "stopping on a fault: RuntimeError: the intake broke"]
+
+
+async def test_a_broken_http_endpoint_stops_the_service_with_an_error(tmp_path, monkeypatch,
+                                                                    caplog):
+    async def broken(self) -> None:
+        raise RuntimeError("the accept loop broke")
+
+    monkeypatch.setattr(HttpEndpoints, "_room", broken)
+    serve = InProcess(tmp_path, metrics_port=free_port(), metrics_host="127.0.0.1")
+    with pytest.raises(ServiceFailed, match="RuntimeError: the accept loop broke"):
+        await serve.start()
+        await asyncio.wait_for(serve.task, 10)  # type: ignore[arg-type]
+    assert "stopping on a fault: RuntimeError: the accept loop broke" in caplog.text

@@ -129,11 +129,15 @@ class HttpEndpoints:
                            for sock in self._sockets]
         log.info("metrics on http://%s:%d/metrics", host, port)
 
+    async def watch(self) -> None:
+        """Raise what ended an accept loop (a bug: the port would take no connection)."""
+        await asyncio.gather(*self._accepting)
+
     async def stop(self) -> None:
         for task in self._accepting:
             task.cancel()
         for task in self._accepting:
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # `watch` raised it
                 await task
         self._accepting = []
         for sock in self._sockets:
