@@ -1,0 +1,39 @@
+"""`dsiem-sql test` and `dsiem-sql test-init`: directive test cases (docs/testing.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dsiem_sql.cli.app import app, fail
+
+
+@app.command("test")
+def test_command(
+    paths: Annotated[list[Path], typer.Argument(
+        help="Test case files (YAML), or directories of them.")],
+    configs: Annotated[Path | None, typer.Option(
+        "--configs", envvar="DSIEM_CONFIGS",
+        help="Config directory of the cases that name none (default: configs/ beside each "
+             "file).")] = None,
+    junit_xml: Annotated[Path | None, typer.Option(
+        "--junit-xml", help="Also write a JUnit XML report here.")] = None,
+) -> None:
+    """Run directive test cases; exit 1 if any fails."""
+    from dsiem_sql.authoring.suite import run_suite
+
+    try:
+        result = run_suite(paths, configs)
+    except FileNotFoundError as exc:
+        raise fail(str(exc)) from None
+    for line in result.lines():
+        typer.echo(line)
+    if junit_xml is not None:
+        try:
+            junit_xml.write_bytes(result.junit_xml())
+        except OSError as exc:
+            raise fail(f"--junit-xml {junit_xml}: {exc.strerror}") from None
+    if not result.passed:
+        raise typer.Exit(1)
