@@ -69,6 +69,44 @@ def duration(text: str) -> int:
     return parse_time(text if text[:1] in "+-" else f"+{text}", 0)
 
 
+ID_RANGE = re.compile(r"^(?P<prefix>.*?)(?P<first>\d+)\.\.(?P=prefix)(?P<last>\d+)$")
+
+
+def expand(item: str) -> list[str]:
+    """`s3-1..s3-500` is the 500 ids s3-1, s3-2, ... s3-500 (as `repeat` names them)."""
+    found = ID_RANGE.match(item)
+    if not found or int(found["first"]) > int(found["last"]):
+        return [item]
+    prefix = found["prefix"]
+    return [f"{prefix}{n}" for n in range(int(found["first"]), int(found["last"]) + 1)]
+
+
+def compress(ids: list[str]) -> list[str]:
+    """`expand`'s inverse for runs of four or more."""
+    out: list[str] = []
+    run: list[tuple[str, int]] = []
+
+    def flush() -> None:
+        if len(run) >= 4:
+            out.append(f"{run[0][0]}{run[0][1]}..{run[-1][0]}{run[-1][1]}")
+        else:
+            out.extend(f"{p}{n}" for p, n in run)
+        run.clear()
+
+    for i in ids:
+        found = re.match(r"^(.*?)(\d+)$", i)
+        if found and run and run[-1][0] == found[1] and run[-1][1] + 1 == int(found[2]):
+            run.append((found[1], int(found[2])))
+            continue
+        flush()
+        if found:
+            run.append((found[1], int(found[2])))
+        else:
+            out.append(i)
+    flush()
+    return out
+
+
 def iso(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -96,6 +134,13 @@ class AlarmExpect(BaseModel):
         if value is not None:
             parse_time(value, 0)
         return value
+
+    @field_validator("events")
+    @classmethod
+    def _ranges(cls, value: dict[int, list[str]] | None) -> dict[int, list[str]] | None:
+        if value is None:
+            return None
+        return {stage: [i for item in ids for i in expand(item)] for stage, ids in value.items()}
 
 
 class Expect(BaseModel):
@@ -197,13 +242,13 @@ def load_cases(path: Path, configs: Path | None = None) -> list[Case]:
     for n, c in enumerate(model.cases):
         where = f"{path}: cases[{n}] ({c.name})"
         directives = c.directives if c.directives is not None else model.directives
-        steps = _steps(c, {**model.defaults, **c.defaults}, start, where)
+        steps = case_steps(c, {**model.defaults, **c.defaults}, start, where)
         cases.append(Case(path, c.name, configs, None if directives is None else
                           tuple(directives), settings, start, tuple(steps), c.expect))
     return cases
 
 
-def _steps(case: CaseModel, defaults: dict[str, Any], start: int, where: str) -> list[Step]:
+def case_steps(case: CaseModel, defaults: dict[str, Any], start: int, where: str) -> list[Step]:
     steps: list[Step] = []
     now = start
     number = 0

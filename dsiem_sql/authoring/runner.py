@@ -17,7 +17,14 @@ from typing import Any
 
 import orjson
 
-from dsiem_sql.authoring.cases import AlarmExpect, Case, CaseError, ClockStep, parse_time
+from dsiem_sql.authoring.cases import (
+    AlarmExpect,
+    Case,
+    CaseError,
+    ClockStep,
+    compress,
+    parse_time,
+)
 from dsiem_sql.config import ConfigError, load_config
 from dsiem_sql.config.loader import Config
 from dsiem_sql.engine import Backlog, Engine, InvalidEvent, decode_event
@@ -173,8 +180,8 @@ def compare(want: AlarmExpect, b: Backlog, start: int) -> list[str]:
                             f"{len(b.stages)} stages")
         elif list(b.stages[stage - 1].event_ids) != ids:
             taken = list(b.stages[stage - 1].event_ids)
-            failures.append(f"stage {stage} events: expected {_shown(ids)}, "
-                            f"got {_shown(taken)}")
+            failures.append(f"stage {stage} events: expected {_shown(compress(ids))}, "
+                            f"got {_shown(compress(taken))}")
     return failures
 
 

@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from dsiem_sql.cli.app import app, fail
+from dsiem_sql.cli.app import app, engine_settings, fail, load
+from dsiem_sql.cli.options import (
+    ConfigsOpt,
+    MatchProtocolOpt,
+    MinAlarmLifetimeOpt,
+    ReferenceModeOpt,
+    TaxonomyCustomDataOpt,
+)
 
 
 @app.command("test")
@@ -37,3 +44,32 @@ def test_command(
             raise fail(f"--junit-xml {junit_xml}: {exc.strerror}") from None
     if not result.passed:
         raise typer.Exit(1)
+
+
+@app.command("test-init")
+def test_init_command(
+    ctx: typer.Context,
+    configs: ConfigsOpt,
+    directive: Annotated[int, typer.Option("--directive", help="The directive's id.")],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write the case here (default: standard output).")] = None,
+    reference_mode: ReferenceModeOpt = None,
+    min_alarm_lifetime: MinAlarmLifetimeOpt = None,
+    match_protocol: MatchProtocolOpt = None,
+    taxonomy_custom_data: TaxonomyCustomDataOpt = None,
+) -> None:
+    """Write a starter test case that walks a directive through every stage."""
+    from dsiem_sql.authoring.starter import Unreachable, write_starter
+
+    settings = engine_settings(ctx)
+    try:
+        text = write_starter(load(configs), configs, directive, settings, output)
+    except Unreachable as exc:
+        raise fail(f"directive {directive}: {exc}; no case written") from None
+    except (KeyError, OSError) as exc:
+        raise fail(str(exc.args[0]) if isinstance(exc, KeyError) else
+                   f"{output}: {exc.strerror}") from None
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        typer.echo(f"wrote {output}", err=True)
