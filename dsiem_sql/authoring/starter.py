@@ -117,13 +117,19 @@ def _stage(rule: RuleConfig, rules: list[RuleConfig], firsts: list[dict[str, Any
             out.shared[event_field] = found[0]
 
     if rule.type == "PluginRule":
-        if not rule.plugin_sid:
-            raise Unreachable(rule.stage, "plugin_sid is empty: no event has a SID in it")
+        sids = [sid for sid in dict.fromkeys(rule.plugin_sid) if sid]
+        if not rule.plugin_id or not sids:
+            raise Unreachable(rule.stage, "an event needs a plugin_id and a plugin_sid other "
+                                          "than 0 to be valid, and this rule has "
+                                          f"plugin_id {rule.plugin_id}, plugin_sid "
+                                          f"{list(rule.plugin_sid)}")
         out.shared["plugin_id"] = rule.plugin_id
-        put("plugin_sid", lambda k: list(dict.fromkeys(rule.plugin_sid))[:k])
+        put("plugin_sid", lambda k: sids[:k])
     else:
-        if not rule.product:
-            raise Unreachable(rule.stage, "product is empty: no event has a product in it")
+        if not rule.product or not rule.category:
+            raise Unreachable(rule.stage, "an event needs a product and a category to be "
+                                          "valid, and this rule has product "
+                                          f"{list(rule.product)}, category {rule.category!r}")
         out.shared.update(product=rule.product[0], category=rule.category)
         subcategories = [s for s in rule.subcategory if s != "ANY"]
         if subcategories and "ANY" not in rule.subcategory:
@@ -183,6 +189,10 @@ def _too_few(rule: RuleConfig, event_field: str, wanted: int, found: int) -> str
     spec = getattr(rule, attr)
     shown = f"plugin_sid {list(rule.plugin_sid)}" if attr == "plugin_sid" else \
         f"{NAMES[attr]} {spec}"
+    n = None if attr == "plugin_sid" else reference_of(attr, spec)
+    if n is not None:
+        target = REFERENCE_TARGETS[attr]
+        shown += f" (stage {n}'s {SOURCE_NAMES.get(target, target)})"
     return (f"sticky_different {rule.sticky_different} needs {wanted} events with different "
             f"{event_field} values, but {shown} admits {'only ' if found else ''}{found}")
 
@@ -199,7 +209,7 @@ def _addresses(spec: str, assets: Assets, attr: str, stage: int, taken: str | No
     cond = compile_address(spec)
     found: list[str] = []
     whitelisted: list[str] = []
-    for ip in _address_candidates(spec, assets, outside_first=attr == "from_"):
+    for ip in _address_candidates(spec, assets, attr == "from_", wanted + 64):
         if cond is not None and not cond(ip, assets):
             continue
         if assets.is_whitelisted(ip):
@@ -218,7 +228,8 @@ def _addresses(spec: str, assets: Assets, attr: str, stage: int, taken: str | No
     return found
 
 
-def _address_candidates(spec: str, assets: Assets, outside_first: bool) -> Iterator[str]:
+def _address_candidates(spec: str, assets: Assets, outside_first: bool, per_network: int
+                        ) -> Iterator[str]:
     host = canonical_ip(spec)
     if host is not None:
         yield host
@@ -233,7 +244,7 @@ def _address_candidates(spec: str, assets: Assets, outside_first: bool) -> Itera
         networks = outside + inside if outside_first or spec == "!HOME_NET" else \
             inside + outside
     for network in networks:
-        yield from (str(ip) for ip in islice(_hosts(network), 64))
+        yield from (str(ip) for ip in islice(_hosts(network), per_network))
 
 
 def _hosts(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Iterator[Any]:

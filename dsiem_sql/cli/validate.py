@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from dsiem_sql.cli.app import app, load
+from dsiem_sql.cli.app import app, fail, load
 from dsiem_sql.cli.options import ConfigsOpt
 
 
 @app.command()
-def validate(configs: ConfigsOpt) -> None:
-    """Load and validate a config directory; print what it holds."""
+def validate(
+    configs: ConfigsOpt,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Exit 1 if there is any warning, as for an error.")] = False,
+) -> None:
+    """Load and validate a config directory; print what it holds, and what its directives
+    cannot do (warnings)."""
+    from dsiem_sql.authoring.warnings import findings
+
     config = load(configs)
     for f in config.files:
         if f.kind == "directives":
@@ -24,3 +33,9 @@ def validate(configs: ConfigsOpt) -> None:
         f"valid: {len(config.directives)} directives, "
         f"{sum(len(d.rules) for d in config.directives)} rules, {len(config.assets)} assets"
     )
+    found = findings(config)
+    for finding in found:
+        typer.echo(str(finding))
+    warnings = sum(1 for f in found if not f.info)
+    if warnings and strict:
+        raise fail(f"{warnings} warning{'s' if warnings > 1 else ''} (--strict)")

@@ -67,6 +67,7 @@ class Config:
     intel: tuple[PluginSetup, ...] = ()
     vuln: tuple[PluginSetup, ...] = ()
     files: tuple[FileSummary, ...] = field(default=())
+    directive_files: dict[int, Path] = field(default_factory=dict, hash=False, compare=False)
 
 
 def _read(path: Path, model: type[M]) -> tuple[M, str]:
@@ -97,12 +98,13 @@ def load_config(directory: Path | str) -> Config:
         raise ConfigError("configuration directory not found", directory)
     files: list[FileSummary] = []
     assets = _load_assets(directory, files)
-    directives = _load_directives(directory, files)
+    directive_files: dict[int, Path] = {}
+    directives = _load_directives(directory, files, directive_files)
     intel = _load_sources(
         directory, "intel_*.json", IntelFile, "intel_sources", INTEL_PLUGINS, files
     )
     vuln = _load_sources(directory, "vuln_*.json", VulnFile, "vuln_sources", VULN_PLUGINS, files)
-    return Config(tuple(directives), assets, intel, vuln, tuple(files))
+    return Config(tuple(directives), assets, intel, vuln, tuple(files), directive_files)
 
 
 def _load_assets(directory: Path, files: list[FileSummary]) -> Assets:
@@ -132,7 +134,8 @@ def _load_assets(directory: Path, files: list[FileSummary]) -> Assets:
     return Assets(assets)
 
 
-def _load_directives(directory: Path, files: list[FileSummary]) -> list[DirectiveConfig]:
+def _load_directives(directory: Path, files: list[FileSummary],
+                     directive_files: dict[int, Path]) -> list[DirectiveConfig]:
     loaded: list[DirectiveConfig] = []
     ids: set[int] = set()
     for path in sorted(directory.glob("directives_*.json")):
@@ -148,6 +151,7 @@ def _load_directives(directory: Path, files: list[FileSummary]) -> list[Directiv
             except InvalidDirective as exc:
                 raise ConfigError(str(exc), path) from None
             ids.add(d.id)
+            directive_files[d.id] = path
             loaded.append(d)
             enabled += 1
             rules += len(d.rules)
