@@ -308,11 +308,11 @@ def starter_case(directive: DirectiveConfig, config: Config, options: EngineSett
             "expect": _expectations(actual, start),
         }],
     }
-    head = (f"# A starter test case for directive {directive.id} ({directive.name}), written "
-            f"by dsiem-sql test-init.\n# Its events walk the directive through every stage; "
-            f"its expectations are what the engine\n# produced for them, so it passes now and "
-            f"fails as soon as the directive behaves otherwise.\n# Run it with: dsiem-sql "
-            f"test FILE (`configs` is relative to this file).\n")
+    head = (f"# A starter test case for directive {directive.id}, written by dsiem-sql "
+            f"test-init:\n#   {directive.name}\n# Its events walk the directive through every "
+            f"stage; its expectations are what the engine\n# produced for them, so it passes "
+            f"now and fails as soon as the directive behaves otherwise.\n# Run it with: "
+            f"dsiem-sql test FILE (`configs` is relative to this file).\n")
     return head + yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
                             width=100)
 
