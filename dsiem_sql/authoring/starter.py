@@ -58,6 +58,8 @@ STICKY_FIELD = {  # sticky_different -> (rule attribute, event field)
 NAMES = {"from_": "from", "to": "to", "port_from": "port_from", "port_to": "port_to",
          "protocol": "protocol", "custom_data1": "custom_data1",
          "custom_data2": "custom_data2", "custom_data3": "custom_data3"}
+UNSET = {"src_port": 0, "dst_port": 0, "protocol": "", "custom_data1": "", "custom_data2": "",
+         "custom_data3": ""}  # an event's value of a field it does not give
 SOURCE_NAMES = {"src_ip": "source", "dst_ip": "destination", "src_port": "source port",
                 "dst_port": "destination port", "protocol": "protocol"}
 
@@ -116,20 +118,10 @@ def _stage(rule: RuleConfig, rules: list[RuleConfig], firsts: list[dict[str, Any
         else:
             out.shared[event_field] = found[0]
 
-    if rule.type == "PluginRule":
-        sids = [sid for sid in dict.fromkeys(rule.plugin_sid) if sid]
-        if not rule.plugin_id or not sids:
-            raise Unreachable(rule.stage, "an event needs a plugin_id and a plugin_sid other "
-                                          "than 0 to be valid, and this rule has "
-                                          f"plugin_id {rule.plugin_id}, plugin_sid "
-                                          f"{list(rule.plugin_sid)}")
+    if rule.type == "PluginRule":  # validation made sure of a plugin id and SIDs
         out.shared["plugin_id"] = rule.plugin_id
-        put("plugin_sid", lambda k: sids[:k])
+        put("plugin_sid", lambda k: list(dict.fromkeys(rule.plugin_sid))[:k])
     else:
-        if not rule.product or not rule.category:
-            raise Unreachable(rule.stage, "an event needs a product and a category to be "
-                                          "valid, and this rule has product "
-                                          f"{list(rule.product)}, category {rule.category!r}")
         out.shared.update(product=rule.product[0], category=rule.category)
         subcategories = [s for s in rule.subcategory if s != "ANY"]
         if subcategories and "ANY" not in rule.subcategory:
@@ -178,7 +170,8 @@ def _resolve(rule: RuleConfig, attr: str, rules: list[RuleConfig],
                                           f"does not come before it")
         if options.reference_mode == "value":
             target = REFERENCE_TARGETS[attr]
-            return _Value(firsts[n - 1][target],
+            first = firsts[n - 1]
+            return _Value(first[target] if target in first else UNSET[target],
                           f"stage {n}'s {SOURCE_NAMES.get(target, target)}")
         text = getattr(next(r for r in rules if r.stage == n), attr)
     raise Unreachable(rule.stage, f"{NAMES[attr]} refers in a circle")

@@ -4,7 +4,7 @@ meant (docs/testing.md, "Warnings").
 * a directive that can never reach risk 1, so never writes an alarm (defenxor/dsiem #469);
 * a stage that no event can reach (the reasons of `dsiem-sql test-init`: a field that
   admits no value, only whitelisted addresses, sticky-different on a field pinned to one
-  value, a plugin id or SID of 0, which no valid event has, ...);
+  value);
 * (informational) a first stage that overlaps another directive's first stage: an event
   opens a backlog of each.
 """
