@@ -8,9 +8,23 @@ The serve fixtures (a real nats-server, `dsiem-sql serve` processes) are in serv
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
+
+import pytest
 
 HERE = str(Path(__file__).resolve().parent)
 if HERE not in sys.path:  # already there with pytest's default import mode, "prepend"
     sys.path.insert(0, HERE)
+
+
+@pytest.fixture
+def restore_root_logger():
+    """The CLI replaces the root logger's handlers and level; tests that run it in-process
+    keep the others unaffected."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

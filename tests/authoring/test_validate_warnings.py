@@ -4,7 +4,6 @@ line each naming file, directive, stage and reason; the exit code stays 0 unless
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import kit
@@ -14,14 +13,7 @@ from typer.testing import CliRunner
 
 from dsiem_sql.cli import app
 
-
-@pytest.fixture(autouse=True)
-def restore_root_logger():
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_root_logger")
 
 
 def configs(root: Path, *directives: dict, value: int = 5) -> Path:

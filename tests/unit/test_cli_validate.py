@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import pytest
@@ -12,15 +11,7 @@ from typer.testing import CliRunner
 
 from dsiem_sql.cli import app
 
-
-@pytest.fixture(autouse=True)
-def restore_root_logger():
-    """The CLI replaces the root logger's handlers and level; keep other tests unaffected."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_root_logger")
 
 
 def validate(directory: Path):
