@@ -411,7 +411,8 @@ class Engine:
             if stage.event_ids is NO_VALUES:
                 stage.event_ids = {}
             stage.event_ids[e.event_id] = None
-            ch.links.append(EventLink(b.id, stage.number, e.event_id))
+            ch.links.append(EventLink(b.id, stage.number, e.event_id, e.ts, e.src_ip,
+                                      e.dst_ip, e.src_port, e.dst_port))
         if e.event_id not in b.event_ids:
             b.event_ids.add(e.event_id)
             b.directive.backlogs.hold(e.event_id)
