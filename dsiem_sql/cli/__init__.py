@@ -1,6 +1,8 @@
 """The `dsiem-sql` command line (`app.py`), one module a command."""
 
-from dsiem_sql.cli import backlogs, database, reload, replay, serve, validate
+from dsiem_sql.cli import backlogs, database, explain, reload, replay, serve, validate
 from dsiem_sql.cli.app import app, main
 
-__all__ = ["app", "backlogs", "database", "main", "reload", "replay", "serve", "validate"]
+__all__ = [
+    "app", "backlogs", "database", "explain", "main", "reload", "replay", "serve", "validate",
+]
