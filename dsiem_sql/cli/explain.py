@@ -53,7 +53,7 @@ def explain_command(
             report = explain_event_of(configs, directive, read_event(target),
                                       settings.engine_options())
         elif db is not None:
-            report = explain_backlog(db, target, configs, settings.min_alarm_lifetime)
+            report = explain_backlog(db, target, configs, settings.engine_options())
         else:
             raise fail("give --db PATH and an alarm id, or --configs DIR --directive ID and "
                        "an event")

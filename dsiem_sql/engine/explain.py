@@ -301,12 +301,17 @@ def _reference_note(attr: str, n: int, written: str, effective: str, rule_mode: 
 # -- a rule in words --------------------------------------------------------------------------
 
 
-def describe_rule(rule: Rule, shown: dict[str, str] | None = None, counts: bool = True) -> str:
+def describe_rule(rule: Rule, shown: dict[str, str] | None = None, counts: bool = True,
+                  options: EngineOptions | None = None) -> str:
     """What a rule takes, in words: its event keys, addresses, ports, protocol, custom data,
     and (with `counts`) how many events within what time, sticky-different and reliability.
     `shown` gives other words for some fields (by attribute: `from_`, `port_to`,
-    `custom_data1`, ...), such as a value with the reference it came from."""
+    `custom_data1`, ...), such as a value with the reference it came from. With `options`,
+    a protocol or custom data that those options leave unchecked says so."""
     shown = shown or {}
+    unchecked_protocol = options is not None and not options.match_protocol
+    unchecked_custom = options is not None and not (rule.is_plugin or
+                                                    options.taxonomy_custom_data)
 
     def text(attr: str) -> str:
         if attr in shown:
@@ -325,10 +330,13 @@ def describe_rule(rule: Rule, shown: dict[str, str] | None = None, counts: bool 
     parts = [keys, f"from {text('from_')} to {text('to')}",
              f"ports {text('port_from')} -> {text('port_to')}"]
     if rule.protocol not in ("", "ANY") or "protocol" in shown:
-        parts.append(f"protocol {text('protocol')}")
+        parts.append(f"protocol {text('protocol')}" + (
+            " (not checked without --match-protocol)" if unchecked_protocol else ""))
     for attr in _CUSTOM_DATA:
         if getattr(rule, attr) not in ("", "ANY") or attr in shown:
-            parts.append(f"{attr} {text(attr)}")
+            parts.append(f"{attr} {text(attr)}" + (
+                " (not checked on a TaxonomyRule without --taxonomy-custom-data)"
+                if unchecked_custom else ""))
     if not counts:
         return "; ".join(parts)
     count = f"{rule.occurrence} event{'' if rule.occurrence == 1 else 's'}"

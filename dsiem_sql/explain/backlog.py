@@ -14,7 +14,7 @@ from typing import Any
 from dsiem_sql.config.assets import Assets
 from dsiem_sql.config.errors import ConfigError
 from dsiem_sql.config.models import DirectiveConfig
-from dsiem_sql.engine.engine import risk_of
+from dsiem_sql.engine.engine import EngineOptions, risk_of
 from dsiem_sql.engine.explain import describe_rule, quoted, valued_asset
 from dsiem_sql.engine.rules import REFERENCE_TARGETS, FirstEvent, Rule
 from dsiem_sql.explain import ExplainError
@@ -33,12 +33,15 @@ FINISHED, TIMEOUT, ACTIVE, PENDING, NOT_REACHED = (
 
 
 def explain_backlog(
-    db: Path, alarm_id: str, configs: Path | None = None, min_alarm_lifetime: int = 0
+    db: Path, alarm_id: str, configs: Path | None = None,
+    options: EngineOptions | None = None,
 ) -> dict[str, Any]:
     """The report of backlog `alarm_id` of `db`. The risk's asset value comes from the
     assets of `configs`, else of the config directory serve last loaded (`reloads`), if it
-    is still there. Raises `ExplainError` when the database does not hold the backlog,
-    saying whether the output files show that it was there and has been pruned."""
+    is still there. `options` are those of the serve or replay that wrote the database, as
+    far as they change what the report says (`--min-alarm-lifetime`, `--match-protocol`,
+    `--taxonomy-custom-data`). Raises `ExplainError` when the database does not hold the
+    backlog, saying whether the output files show that it was there and has been pruned."""
     stored, outputs = read_backlog(db, alarm_id)
     if stored is None:
         raise ExplainError(missing_message(db, alarm_id, find_in_outputs(outputs, alarm_id)))
@@ -50,7 +53,7 @@ def explain_backlog(
     else:
         now, clock = int(time.time()), "wall"
     return backlog_report(stored, now, clock, assets, assets_from, assets_error,
-                          min_alarm_lifetime)
+                          options or EngineOptions())
 
 
 def _assets(configs: Path | None, served: str | None
@@ -106,14 +109,15 @@ def backlog_report(
     assets: Assets | None,
     assets_from: str | None,
     assets_error: str | None,
-    min_alarm_lifetime: int = 0,
+    options: EngineOptions,
 ) -> dict[str, Any]:
     """The report of one stored backlog, as of `now` on `clock` ("wall" or "engine")."""
     b = stored.backlog
     definition = DirectiveConfig.model_validate_json(stored.definition)
     written = [Rule.from_config(r) for r in definition.rules]
     effective = [_effective(stored, rule) for rule in written]
-    stages = [_stage(stored, rule, effective[i - 1], i) for i, rule in enumerate(written, 1)]
+    stages = [_stage(stored, rule, effective[i - 1], i, options)
+              for i, rule in enumerate(written, 1)]
     report: dict[str, Any] = {
         "kind": "backlog",
         "alarm_id": b["id"],
@@ -142,7 +146,7 @@ def backlog_report(
     }
     if b["state"] == "live":
         report["waiting"] = _waiting(stored, definition, effective, stages, now, clock,
-                                     min_alarm_lifetime)
+                                     options.min_alarm_lifetime)
     else:
         report["ended"] = _ended(b, stages)
     return report
@@ -177,7 +181,8 @@ def _status(b: dict[str, Any], number: int, stored_status: str) -> str:
     return PENDING if b["state"] == "live" else NOT_REACHED
 
 
-def _stage(stored: StoredBacklog, written: Rule, rule: Rule, number: int) -> dict[str, Any]:
+def _stage(stored: StoredBacklog, written: Rule, rule: Rule, number: int,
+           options: EngineOptions) -> dict[str, Any]:
     s = stored.stages.get(number)
     events = stored.events.get(number, [])
     start = s.start_time if s is not None and s.start_time else None
@@ -186,8 +191,8 @@ def _stage(stored: StoredBacklog, written: Rule, rule: Rule, number: int) -> dic
         "name": rule.name,
         "status": _status(stored.backlog, number, "" if s is None else s.status),
         "rule": _rule_json(rule),
-        "text": rule_words(written, rule, stored),
-        "match_text": rule_words(written, rule, stored, counts=False),
+        "text": rule_words(written, rule, stored, options),
+        "match_text": rule_words(written, rule, stored, options, counts=False),
         "occurrence": rule.occurrence,
         "taken": len(events),
         "progress": f"{len(events)}/{rule.occurrence}",
@@ -215,7 +220,8 @@ def _event(e: StoredEvent) -> dict[str, Any]:
             "src_port": e.src_port, "dst_port": e.dst_port}
 
 
-def rule_words(written: Rule, rule: Rule, stored: StoredBacklog, counts: bool = True) -> str:
+def rule_words(written: Rule, rule: Rule, stored: StoredBacklog, options: EngineOptions,
+               counts: bool = True) -> str:
     """`describe_rule` of the effective rule, each reference shown beside what it became:
     `from 10.0.0.1 (:1)`, or `from :2 (stage 2's src_ip, not known yet)`."""
     shown = {}
@@ -228,7 +234,7 @@ def rule_words(written: Rule, rule: Rule, stored: StoredBacklog, counts: bool = 
             shown[attr] = f"{was} (left as written: --reference-mode rule)"
         else:
             shown[attr] = f"{was} (stage {n}'s {REFERENCE_TARGETS[attr]}, not known yet)"
-    return describe_rule(rule, shown, counts)
+    return describe_rule(rule, shown, counts, options)
 
 
 def _clock_text(clock: str, now: int, stored: StoredBacklog) -> str:

@@ -74,7 +74,7 @@ def event_report(
     entries = [{
         "stage": s.stage, "name": s.name, "matches": s.match.matches, "reason": s.match.reason,
         "field": s.match.field, "notes": list(s.match.notes),
-        "rule": describe_rule(rules[s.stage]),
+        "rule": describe_rule(rules[s.stage], options=options),
     } for s in stages]
     opens = bool(entries) and entries[0]["matches"]
     if whitelisted is not None:

@@ -125,8 +125,8 @@ def test_the_json_form(tmp_path):
         "from is :1, stage 1's src_ip: for a lone event, its own: 192.168.1.5",
         "to is :1, stage 1's dst_ip: for a lone event, its own: 8.8.8.8"]
     assert r["stages"][0]["rule"] == (
-        "plugin 1337 SID 1; from ANY to HOME_NET; ports ANY -> ANY; protocol TCP; 1 event; "
-        "reliability 1")
+        "plugin 1337 SID 1; from ANY to HOME_NET; ports ANY -> ANY; protocol TCP (not checked "
+        "without --match-protocol); 1 event; reliability 1")
     assert r["summary"] == (
         "stage 1 does not match: this event opens no backlog; a live backlog waiting at "
         "stage 2 would take it (if its references and sticky values allow)")

@@ -330,3 +330,15 @@ def test_the_asset_that_gives_an_address_its_value():
     assert valued_asset(ASSETS, "192.168.0.1").name == "gateway"  # 4 beats lan's 3
     assert valued_asset(ASSETS, "172.16.0.9").name == "scanner"  # whitelisted ones count
     assert valued_asset(ASSETS, "8.8.8.8") is None
+
+
+def test_a_rule_in_words_says_what_the_options_leave_unchecked():
+    rule = make_rule(TAXONOMY, protocol="TCP", custom_data1="deny")
+    assert describe_rule(rule, counts=False, options=EngineOptions()) == (
+        'product "IDS", category "Malware"; from ANY to ANY; ports ANY -> ANY; protocol TCP '
+        '(not checked without --match-protocol); custom_data1 "deny" (not checked on a '
+        "TaxonomyRule without --taxonomy-custom-data)")
+    both = EngineOptions(match_protocol=True, taxonomy_custom_data=True)
+    assert describe_rule(rule, counts=False, options=both) == (
+        'product "IDS", category "Malware"; from ANY to ANY; ports ANY -> ANY; protocol TCP; '
+        'custom_data1 "deny"')
