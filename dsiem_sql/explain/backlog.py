@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from dsiem_sql.config.assets import Assets
 from dsiem_sql.config.errors import ConfigError
 from dsiem_sql.config.models import DirectiveConfig
@@ -26,7 +28,7 @@ from dsiem_sql.store.explain import (
     find_in_outputs,
     read_backlog,
 )
-from dsiem_sql.store.rows import rule_from_json
+from dsiem_sql.store.rows import rule_from_json, rule_json
 
 FINISHED, TIMEOUT, ACTIVE, PENDING, NOT_REACHED = (
     "finished", "timeout", "active", "pending", "not_reached")
@@ -153,8 +155,6 @@ def backlog_report(
 
 
 def _json_list(text: str) -> list:
-    import orjson
-
     return list(orjson.loads(text))
 
 
@@ -208,10 +208,6 @@ def _stage(stored: StoredBacklog, written: Rule, rule: Rule, number: int,
 
 
 def _rule_json(rule: Rule) -> dict[str, Any]:
-    import orjson
-
-    from dsiem_sql.store.rows import rule_json
-
     return dict(orjson.loads(rule_json(rule)))
 
 

@@ -94,10 +94,17 @@ async def test_explain_reads_the_database_of_a_running_serve(tmp_path):
                    for line in lines)
         assert "  events     port-80  " in "\n".join(lines)
 
-        # serve goes on: stage 2 finishes, the risk is computed again
+        # serve goes on while explain reads: stage 2 finishes, the risk is computed again.
+        # Whichever commit explain sees, it sees all of it.
         serve.put(event("port-443", now - 5, "192.0.2.7", "10.0.0.5", dst_port=443),
                   event("port-8080", now - 4, "192.0.2.7", "10.0.0.5", dst_port=8080))
-        await serve.settle()
+        during, _ = await asyncio.gather(explain(db, alarm_id), serve.settle())
+        statuses = [s["status"] for s in during["stages"]]
+        assert statuses in (["finished", "active", "pending"],
+                            ["finished", "finished", "active"])
+        assert during["current_stage"] == statuses.index("active") + 1
+        assert all(len(s["events"]) == s["taken"] == len(s["event_details"])
+                   for s in during["stages"])
         r = await explain(db, alarm_id)
         assert [s["status"] for s in r["stages"]] == ["finished", "finished", "active"]
         assert r["stages"][1]["events"] == ["port-80", "port-443", "port-8080"]
