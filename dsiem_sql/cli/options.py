@@ -34,6 +34,11 @@ class OutputFormat(StrEnum):
     csv = "csv"
 
 
+class ExplainFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
 ConfigsOpt = Annotated[
     Path,
     typer.Option("--configs", envvar="DSIEM_CONFIGS", help="Directory of Dsiem config files."),

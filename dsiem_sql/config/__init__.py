@@ -12,17 +12,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from dsiem_sql.config.assets import Asset, Assets
     from dsiem_sql.config.errors import ConfigError
-    from dsiem_sql.config.loader import Config, FileSummary, load_config
+    from dsiem_sql.config.loader import Config, FileSummary, load_assets, load_config
     from dsiem_sql.config.models import DirectiveConfig, RuleConfig
 
 _WHERE = {
     "Asset": "assets", "Assets": "assets", "ConfigError": "errors", "Config": "loader",
-    "FileSummary": "loader", "load_config": "loader", "DirectiveConfig": "models",
-    "RuleConfig": "models",
+    "FileSummary": "loader", "load_assets": "loader", "load_config": "loader",
+    "DirectiveConfig": "models", "RuleConfig": "models",
 }
 __all__ = [
     "Asset", "Assets", "Config", "ConfigError", "DirectiveConfig", "FileSummary", "RuleConfig",
-    "load_config",
+    "load_assets", "load_config",
 ]
 
 

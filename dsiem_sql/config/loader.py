@@ -107,6 +107,14 @@ def load_config(directory: Path | str) -> Config:
     return Config(tuple(directives), assets, intel, vuln, tuple(files), directive_files)
 
 
+def load_assets(directory: Path | str) -> Assets:
+    """Only the `assets_*` files of `directory`, checked as `load_config` checks them."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ConfigError("configuration directory not found", directory)
+    return _load_assets(directory, [])
+
+
 def _load_assets(directory: Path, files: list[FileSummary]) -> Assets:
     assets: list[Asset] = []
     for path in sorted(directory.glob("assets_*.json")):

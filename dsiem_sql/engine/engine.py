@@ -116,6 +116,13 @@ class Reloaded:
     older: int
 
 
+def risk_of(priority: int, reliability: int, value: int) -> int:
+    """The risk of a backlog (docs/behaviour.md, "Risk"): the directive's priority, the
+    reliability of the stage that just finished, the highest asset value of its addresses;
+    integer division, unbounded."""
+    return priority * reliability * value // 25
+
+
 def risk_class(risk: int, med_min: int, med_max: int) -> str:
     if risk < med_min:
         return "Low"
@@ -352,7 +359,7 @@ class Engine:
         if d.config.all_rules_always_active:
             rules[0] = _pin_addresses(rules[0], e)
         if self.options.reference_mode == "rule":
-            rules = _resolve_chained(rules, e)
+            rules = resolve_chained(rules, e)
         stages = [Stage(r, resolved=self.options.reference_mode == "rule") for r in rules]
         stages[0].resolved = True
         stages[0].start_time = e.ts
@@ -411,7 +418,8 @@ class Engine:
             if stage.event_ids is NO_VALUES:
                 stage.event_ids = {}
             stage.event_ids[e.event_id] = None
-            ch.links.append(EventLink(b.id, stage.number, e.event_id))
+            ch.links.append(EventLink(b.id, stage.number, e.event_id, e.ts, e.src_ip,
+                                      e.dst_ip, e.src_port, e.dst_port))
         if e.event_id not in b.event_ids:
             b.event_ids.add(e.event_id)
             b.directive.backlogs.hold(e.event_id)
@@ -441,7 +449,7 @@ class Engine:
 
     def _update_risk(self, b: Backlog, reliability: int) -> None:
         value = max((self.assets.value(ip) for ip in b.ips()), default=0)
-        risk = b.definition.priority * reliability * value // 25
+        risk = risk_of(b.definition.priority, reliability, value)
         if risk != b.risk:
             log.info("risk changed from %d to %d in backlog %s", b.risk, risk, b.id)
             b.risk = risk
@@ -524,7 +532,7 @@ def _pin_addresses(rule: Rule, e: Event) -> Rule:
     return rule.replace(**changes)
 
 
-def _resolve_chained(rules: list[Rule], e: Event) -> list[Rule]:
+def resolve_chained(rules: list[Rule], e: Event) -> list[Rule]:
     """`--reference-mode rule`: the Go Dsiem resolution at backlog creation
     (docs/behaviour.md, "References").
 

@@ -133,6 +133,8 @@ def decode_event(data: str | bytes) -> Event:
         where = ".".join(str(p) for p in err["loc"])
         if err["type"] == "json_invalid":
             raise InvalidEvent(f"cannot parse event: {err['msg']}") from None
+        if not where:  # the whole input, e.g. not an object
+            raise InvalidEvent(f"cannot parse event: {err['msg']}") from None
         raise InvalidEvent(f"cannot parse event: {where}: {err['msg']}") from None
     except Exception as exc:  # whatever else the input provokes, e.g. RecursionError
         raise InvalidEvent(f"cannot parse event: {type(exc).__name__}: {exc}") from None

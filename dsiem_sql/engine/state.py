@@ -136,11 +136,18 @@ class Backlog:
 
 
 class EventLink(NamedTuple):
-    """One `siem_alarm_events.json` record: an event counted in a backlog stage."""
+    """An event counted in a backlog stage: its `siem_alarm_events.json` record (the first
+    three fields), and the event's time (whole epoch seconds), addresses and ports, which the
+    store keeps for `dsiem-sql explain`."""
 
     alarm_id: str
     stage: int
     event_id: str
+    event_time: int
+    src_ip: str
+    dst_ip: str
+    src_port: int
+    dst_port: int
 
 
 @dataclass(slots=True)

@@ -9,6 +9,8 @@ import os
 import re
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +52,35 @@ def read_query(
         con.close()
 
 
-def _explain(exc: sqlite3.Error, path: Path, query: str) -> str:
+@contextmanager
+def read_transaction(path: Path, command: str) -> Iterator[sqlite3.Connection]:
+    """A read-only connection (`mode=ro`) inside one read transaction: every query sees the
+    same commit, while a writer goes on (WAL). Errors become `StoreError`s that name the file."""
+    check_database_file(path, must_exist=True)
+    try:
+        con = connect_read_only(path, timeout=BUSY_TIMEOUT_MS / 1000)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: {_explain(exc, path, '', command)}") from None
+    con.isolation_level = None  # the transaction is this one's own BEGIN and COMMIT
+    try:
+        con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        con.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+        con.execute("BEGIN")
+        yield con
+        con.execute("COMMIT")
+    except sqlite3.Error as exc:
+        text = str(exc)
+        if "not a database" in text or "malformed" in text:
+            raise StoreError(f"{path}: not a usable SQLite database ({text})") from None
+        raise StoreError(f"{path}: {_explain(exc, path, '', command)}") from None
+    finally:
+        con.close()
+
+
+def _explain(exc: sqlite3.Error, path: Path, query: str, command: str = "dsiem-sql sql") -> str:
     """The driver's message, unless it is misleading here."""
     if JOURNAL_MODE.match(query):
-        return "cannot change the journal mode: dsiem-sql sql opens the database read-only"
+        return f"cannot change the journal mode: {command} opens the database read-only"
     directory = Path(path).resolve().parent
     if _is_wal(path) and not Path(f"{path}-shm").exists() and not os.access(directory, os.W_OK):
         read_only_fs = os.statvfs(directory).f_flag & os.ST_RDONLY
@@ -61,13 +88,13 @@ def _explain(exc: sqlite3.Error, path: Path, query: str) -> str:
         name = Path(path).name
         return (
             f"cannot read this WAL database: SQLite must create {name}-shm and {name}-wal "
-            f"next to it, but the directory {directory} {why}; run dsiem-sql sql as a user "
+            f"next to it, but the directory {directory} {why}; run {command} as a user "
             "who may write there (such as the user of dsiem-sql serve), "
             "or query a copy of the database"
         )
     message = str(exc).splitlines()[0]
     if any(w in message for w in ("readonly", "read-only", "attached databases")):
-        message += " (dsiem-sql sql opens the database read-only)"
+        message += f" ({command} opens the database read-only)"
     return message
 
 

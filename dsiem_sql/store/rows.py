@@ -62,7 +62,10 @@ STAGE_COLUMNS = (
     "backlog_id", "stage", "rule", "resolved", "status", "start_time", "end_time",
     "first_event", "sticky",
 )
-LINK_COLUMNS = ("backlog_id", "stage", "event_id")
+# the engine's `EventLink`, field for field
+LINK_COLUMNS = (
+    "backlog_id", "stage", "event_id", "event_time", "src_ip", "dst_ip", "src_port", "dst_port",
+)
 ENRICHMENT_COLUMNS = ("backlog_id", "kind", "provider", "term", "result")
 OUTBOX_COLUMNS = ("seq", "file", "line")
 
@@ -107,8 +110,10 @@ def enrichment_rows(b: Backlog) -> list[tuple]:
 
 
 def link_rows(b: Backlog) -> list[tuple]:
-    """Every event id of every stage, for a backlog that arrives whole (an import)."""
-    return [(b.id, s.rule.stage, e) for s in b.stages for e in s.event_ids]
+    """Every event id of every stage, for a backlog that arrives whole (an import). The
+    saved-backlog files hold only the ids: the event's time, addresses and ports are NULL."""
+    return [(b.id, s.rule.stage, e, None, None, None, None, None)
+            for s in b.stages for e in s.event_ids]
 
 
 @dataclass

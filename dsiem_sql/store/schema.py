@@ -85,6 +85,12 @@ stage_events = Table(
     Column("backlog_id", Text, ForeignKey("backlogs.id", ondelete="CASCADE"), nullable=False),
     Column("stage", Integer, nullable=False),
     Column("event_id", Text, nullable=False),
+    # the event as the stage took it (revision 0004); NULL: not recorded (older rows, imports)
+    Column("event_time", Integer),
+    Column("src_ip", Text),
+    Column("dst_ip", Text),
+    Column("src_port", Integer),
+    Column("dst_port", Integer),
     UniqueConstraint("backlog_id", "stage", "event_id"),
 )
 

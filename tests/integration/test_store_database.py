@@ -11,6 +11,7 @@ import shutil
 import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import kit
@@ -136,6 +137,80 @@ def test_db_upgrade_creates_tables_and_views_and_is_idempotent(tmp_path):
     assert schema_sql(db) == before
 
 
+def upgrade_to(db: Path, revision: str) -> None:
+    """Create `db` at an older schema revision, as an older dsiem-sql left it."""
+    from alembic import command
+
+    from dsiem_sql.store.database import alembic_config
+
+    engine = sync_engine(db)
+    try:
+        with engine.begin() as connection:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, revision)
+    finally:
+        engine.dispose()
+
+
+def test_a_0003_database_gets_the_event_details_of_its_links_as_nulls(tmp_path):
+    """Revision 0004 adds the time, addresses and ports of each stage event: the rows of an
+    older database keep NULL there (explain says "not recorded"), new links fill them."""
+    db, out = tmp_path / "state.db", tmp_path / "out"
+    upgrade_to(db, "0003")
+    con = sqlite3.connect(db)
+    with con:
+        con.execute("INSERT INTO directive_versions VALUES (1, 7, 'sha', '{}')")
+        con.execute(
+            "INSERT INTO backlogs VALUES ('old', 0, 7, 1, 'live', 't', 'Open', 'x', 2, 2,"
+            " 0, '', '[]', '[]', '[]', '[]', 0, 0, 0, 0, 0, NULL, '[]', '[]')")
+        con.execute("INSERT INTO stages VALUES ('old', 1, '{}', 1, 'finished', 0, 0, NULL, '[]')")
+        # live, of a directive the config does not have: replay leaves it as it is
+        con.execute("INSERT INTO stage_events VALUES (1, 'old', 1, 'e1')")
+    con.close()
+    assert current_revision(db) == "0003"
+
+    ok_run = replay(db, out)  # upgrades first, then commits links with their details
+    assert ok_run.returncode == 0, ok_run.stderr
+    assert current_revision(db) == "0004" == head_revision()
+    assert query(db, "SELECT * FROM stage_events WHERE backlog_id = 'old'") == [
+        (1, "old", 1, "e1", None, None, None, None, None)]
+    sent = {}
+    for line in (EXAMPLES / "events.jsonl").read_text().splitlines():
+        e = json.loads(line)
+        try:
+            ts = int(datetime.fromisoformat(e["timestamp"]).timestamp())
+        except ValueError:
+            continue  # the examples' invalid event
+        sent[e["event_id"]] = (ts, e["src_ip"], e["dst_ip"], e.get("src_port", 0),
+                               e.get("dst_port", 0))
+    links = query(db, "SELECT event_id, event_time, src_ip, dst_ip, src_port, dst_port"
+                      " FROM stage_events WHERE backlog_id != 'old'")
+    assert len(links) > 10
+    assert all(sent[event_id] == tuple(details) for event_id, *details in links)
+    # the alarm-event lines keep their three keys
+    lines = (out / "siem_alarm_events.json").read_text().splitlines()
+    assert len(lines) == len(links)
+    assert {tuple(json.loads(line)) for line in lines} == {("alarm_id", "stage", "event_id")}
+
+    # and back: the downgrade drops the columns and keeps the rows
+    from alembic import command
+
+    from dsiem_sql.store.database import alembic_config
+
+    engine = sync_engine(db)
+    try:
+        with engine.begin() as connection:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = connection
+            command.downgrade(cfg, "0003")
+    finally:
+        engine.dispose()
+    assert query(db, "SELECT count(*) FROM stage_events") == [(len(links) + 1,)]
+    assert [c[1] for c in query(db, "PRAGMA table_info(stage_events)")] == [
+        "id", "backlog_id", "stage", "event_id"]
+
+
 def test_db_current_prints_the_revision_without_changing_the_file(tmp_path):
     db = tmp_path / "state.db"
     upgrade(db)
@@ -253,7 +328,9 @@ def test_foreign_keys_are_enforced_and_cascade(tmp_path):
             conn.exec_driver_sql(
                 "INSERT INTO stages VALUES ('b1', 1, '{}', 1, '', 0, 0, NULL, '[]')"
             )
-            conn.exec_driver_sql("INSERT INTO stage_events VALUES (NULL, 'b1', 1, 'e1')")
+            conn.exec_driver_sql(
+                "INSERT INTO stage_events (backlog_id, stage, event_id) VALUES ('b1', 1, 'e1')"
+            )
             conn.exec_driver_sql(
                 "INSERT INTO enrichments VALUES ('b1', 'intel', 'p', 'term', 'r')"
             )

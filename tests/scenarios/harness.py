@@ -19,7 +19,10 @@ from dsiem_sql.engine import Changes, Engine, EngineOptions, Reloaded, decode_ev
 from dsiem_sql.engine.alarm import render_link
 from dsiem_sql.runtime.correlator import Correlator, EventClock
 
-__all__ = ["T0", "TESTING_ASSETS", "Harness", "assets", "decoded", "directive", "event", "rule"]
+__all__ = [
+    "T0", "TESTING_ASSETS", "Harness", "assets", "decoded", "directive", "event", "records",
+    "rule",
+]
 
 
 def json_dumps_line(obj: Any) -> str:
@@ -34,6 +37,11 @@ def check_json_lines(changes: Changes) -> None:
     for link in changes.links:
         assert render_link(link) == json_dumps_line(
             {"alarm_id": link.alarm_id, "stage": link.stage, "event_id": link.event_id})
+
+def records(changes: Changes) -> list[tuple[str, int, str]]:
+    """The `siem_alarm_events.json` records of `changes`: (alarm id, stage, event id)."""
+    return [link[:3] for link in changes.links]
+
 
 # the asset fixture `assets_testing.json` of dsiem-backend's `test_assets`
 TESTING_ASSETS = [
@@ -107,7 +115,8 @@ class Harness:
 
     @property
     def links(self) -> list[tuple[str, int, str]]:
-        return [tuple(link) for link in self.changes.links]
+        """The `siem_alarm_events.json` records so far: (alarm id, stage, event id)."""
+        return records(self.changes)
 
     def stage_events(self, backlog_id: str) -> list[list[str]]:
         b = self.changes.backlogs[backlog_id]

@@ -2,7 +2,7 @@
 events", "References")."""
 
 import pytest
-from harness import T0, Harness, directive, event, rule
+from harness import T0, Harness, directive, event, records, rule
 
 PORT_SCAN = directive(
     2001,
@@ -65,7 +65,7 @@ def test_an_event_can_feed_several_backlogs_of_one_directive():
     h.feed(event("1", T0, "1.1.1.1", "192.168.0.5"))
     h.feed(event("2", T0, "2.2.2.2", "192.168.0.5"))
     step = h.feed(event("3", T0, "2.2.2.2", "192.168.0.6", dst_port=1))
-    assert step.links == [("b2", 2, "3")]
+    assert records(step) == [("b2", 2, "3")]
     # a broader stage 2 (ANY source) in both backlogs takes one event in both
     d2 = directive(2, [rule(1, to="HOME_NET"), rule(2, occurrence=3, timeout=60)])
     h2 = Harness([d2])

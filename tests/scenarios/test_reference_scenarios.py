@@ -3,7 +3,7 @@ dsiem-backend's `test_backlog`, S2 its `test_all_rules_always_active_n_stickydif
 `test_expired`; S5 is dsiem-rs's `test_concurrent_events_to_the_same_directive`, S6 its
 `test_any_and_multiple_sid_on_2nd_stage`."""
 
-from harness import T0, Harness, directive, event, rule
+from harness import T0, Harness, directive, event, records, rule
 
 DATA = {f"custom_{k}{n}": v for n in (1, 2, 3) for k, v in (("label", "label"), ("data", "data"))}
 
@@ -116,7 +116,7 @@ def test_s2_all_rules_always_active_and_sticky_different():
     assert (b.stages[0].rule.from_, b.stages[0].rule.to) == ("192.168.0.1", "10.0.0.131")
 
     consumed_by_stage1 = h.feed(s2_event("2", 1, 31313), s2_event("3", 1, 31313))
-    assert consumed_by_stage1.links == [("b1", 1, "2"), ("b1", 1, "3")]
+    assert records(consumed_by_stage1) == [("b1", 1, "2"), ("b1", 1, "3")]
     assert h.alarms == [] and len(h.engine.backlogs) == 1
 
     nothing = h.feed(s2_event("4", 3, 31313), s2_event("5", 3, 31313))
@@ -200,7 +200,7 @@ def test_s5_one_directive_two_backlogs():
         event("4", T0, "8.8.8.8", "192.168.0.2", **ev),
     )
     assert sorted(h.engine.backlogs) == ["b1", "b2"]
-    assert step.links == [("b2", 2, "3"), ("b2", 2, "4")]
+    assert records(step) == [("b2", 2, "3"), ("b2", 2, "4")]
 
 
 # directive9 of S6

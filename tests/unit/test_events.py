@@ -293,6 +293,13 @@ def test_type_errors_reject_the_event(changes: dict[str, Any], where: str) -> No
         decode({**VALID, **changes})
 
 
+@pytest.mark.parametrize("data", ["[1, 2]", '"text"', "42", "null"])
+def test_input_that_is_not_an_object_says_so_without_an_empty_field(data: str) -> None:
+    with pytest.raises(InvalidEvent) as err:
+        decode_event(data)
+    assert str(err.value) == "cannot parse event: Input should be an object"
+
+
 @pytest.mark.parametrize(
     ("timestamp", "ts"),
     [
