@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import count
 from typing import Literal
 
@@ -22,6 +22,7 @@ from dsiem_sql.engine.alarm import render_alarm, resolve_references
 from dsiem_sql.engine.event import Event
 from dsiem_sql.engine.index import DirectiveIndex
 from dsiem_sql.engine.rules import STICKY_VALUE, FirstEvent, Rule
+from dsiem_sql.engine.suppressions import Suppressions
 from dsiem_sql.engine.state import (
     EXPIRED,
     FINISHED,
@@ -86,6 +87,7 @@ class Stats:
     alarm_lines: int = 0
     expired: int = 0
     finished: int = 0
+    suppressed: dict[int, int] = field(default_factory=dict)  # directive id -> events kept
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,7 @@ class Engine:
         self._pushes = count()
         self.next_seq = 1
         self._match_args = (self.options.match_protocol, self.options.taxonomy_custom_data)
+        self.suppressions = Suppressions()
 
     # -- entry points ---------------------------------------------------------------------
 
@@ -170,15 +173,30 @@ class Engine:
             return changes
         matched = False
         for d in self.index.lookup(e):
+            if self.suppressions and self._suppressed(d, e, changes):
+                continue
             matched = self._dispatch(d, e, changes) or matched
         if matched:
             self.stats.matched += 1
         return changes
 
+    def _suppressed(self, d: Directive, e: Event, changes: Changes) -> bool:
+        """Whether a suppression keeps `e` from `d` (docs/behaviour.md, "Suppressions")."""
+        s = self.suppressions.suppressing(d.id, e.src_ip, e.dst_ip, (
+            e.custom_data1, e.custom_data2, e.custom_data3), self.clock())
+        if s is None:
+            return False
+        self.stats.suppressed[d.id] = self.stats.suppressed.get(d.id, 0) + 1
+        hits, _ = changes.suppression_hits.get(s.id, (0, 0))
+        changes.suppression_hits[s.id] = (hits + 1, self.clock())
+        return True
+
     def expire(self, into: Changes | None = None) -> Changes:
         """End every backlog whose current stage timed out by now (docs/behaviour.md,
         "Expiry")."""
         changes = Changes() if into is None else into
+        if self.suppressions:
+            self.suppressions.expire(self.clock())
         if self._drained:
             self._drop_drained()
         limit = self._expiry_limit()

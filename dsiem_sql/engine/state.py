@@ -165,6 +165,8 @@ class Changes:
     alarms: list[str] = field(default_factory=list)
     lookups: dict[str, Backlog] = field(default_factory=dict)
     next_seq: int = 0
+    # suppression id -> (events it kept from a directive, the time of the last one)
+    suppression_hits: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     def touch(self, backlog: Backlog) -> None:
         self.backlogs[backlog.id] = backlog
@@ -175,6 +177,9 @@ class Changes:
         self.alarms.extend(other.alarms)
         self.lookups.update(other.lookups)
         self.next_seq = max(self.next_seq, other.next_seq)
+        for i, (hits, last) in other.suppression_hits.items():
+            before, _ = self.suppression_hits.get(i, (0, 0))
+            self.suppression_hits[i] = (before + hits, last)
 
     def __bool__(self) -> bool:
-        return bool(self.backlogs or self.links or self.alarms)
+        return bool(self.backlogs or self.links or self.alarms or self.suppression_hits)
