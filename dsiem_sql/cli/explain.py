@@ -12,14 +12,15 @@ from dsiem_sql.cli.app import app, engine_settings, fail
 from dsiem_sql.cli.options import (
     ExplainFormat,
     MatchProtocolOpt,
-    MinAlarmLifetimeOpt,
     ReferenceModeOpt,
     TaxonomyCustomDataOpt,
 )
 from dsiem_sql.store.errors import StoreError
 
 
-@app.command("explain")
+# An alarm id may start with "-" (Dsiem's ids do): it is taken as the ID, not as an unknown
+# option; explain has long options only, so that no id reads as a cluster of short ones.
+@app.command("explain", context_settings={"ignore_unknown_options": True})
 def explain_command(
     ctx: typer.Context,
     target: Annotated[str, typer.Argument(
@@ -32,8 +33,10 @@ def explain_command(
         "directive of --directive; with --db, the assets of the risk.")] = None,
     directive: Annotated[int | None, typer.Option(
         "--directive", help="Explain the event against the stages of this directive.")] = None,
-    format: Annotated[ExplainFormat, typer.Option("--format", "-f")] = ExplainFormat.text,
-    min_alarm_lifetime: MinAlarmLifetimeOpt = None,
+    format: Annotated[ExplainFormat, typer.Option("--format")] = ExplainFormat.text,
+    min_alarm_lifetime: Annotated[int | None, typer.Option(
+        "--min-alarm-lifetime", envvar="DSIEM_MINALARMLIFETIME",
+        help="Minutes added to deadlines (default 0)")] = None,
     reference_mode: ReferenceModeOpt = None,
     match_protocol: MatchProtocolOpt = None,
     taxonomy_custom_data: TaxonomyCustomDataOpt = None,

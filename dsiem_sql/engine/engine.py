@@ -22,7 +22,6 @@ from dsiem_sql.engine.alarm import render_alarm, resolve_references
 from dsiem_sql.engine.event import Event
 from dsiem_sql.engine.index import DirectiveIndex
 from dsiem_sql.engine.rules import STICKY_VALUE, FirstEvent, Rule
-from dsiem_sql.engine.suppressions import Suppressions
 from dsiem_sql.engine.state import (
     EXPIRED,
     FINISHED,
@@ -34,6 +33,7 @@ from dsiem_sql.engine.state import (
     EventLink,
     Stage,
 )
+from dsiem_sql.engine.suppressions import Suppressions
 from dsiem_sql.logtext import shown
 
 log = logging.getLogger(__name__)

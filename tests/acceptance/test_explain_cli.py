@@ -34,7 +34,7 @@ def configs(tmp_path: Path, stage1: dict[str, Any]) -> Path:
 
 def explain(configs_dir: Path, data: dict[str, Any], *flags: str,
             env: dict[str, str | None] | None = None) -> dict:
-    run = cli("explain", "--configs", configs_dir, "--directive", "5", *flags, "-f", "json",
+    run = cli("explain", "--configs", configs_dir, "--directive", "5", *flags, "--format", "json",
               json.dumps(data), env=env)
     return json.loads(ok(run).stdout)
 
@@ -165,9 +165,9 @@ def test_the_event_from_a_file_and_from_stdin(tmp_path):
     d = configs(tmp_path, rule(1))
     path = tmp_path / "event.json"
     path.write_text(json.dumps(EVENT, indent=2))
-    by_file = json.loads(ok(cli("explain", "--configs", d, "--directive", "5", "-f", "json",
+    by_file = json.loads(ok(cli("explain", "--configs", d, "--directive", "5", "--format", "json",
                                 f"@{path}")).stdout)
-    by_stdin = json.loads(ok(cli("explain", "--configs", d, "--directive", "5", "-f", "json",
+    by_stdin = json.loads(ok(cli("explain", "--configs", d, "--directive", "5", "--format", "json",
                                  "-", input=json.dumps(EVENT))).stdout)
     assert by_file == by_stdin and by_file["stages"][0]["matches"]
 
@@ -176,7 +176,7 @@ def test_the_examples(tmp_path):
     """The example Port Scan directive takes the example scan events."""
     scan = next(json.loads(line) for line in (EXAMPLES / "events.jsonl").open()
                 if json.loads(line)["event_id"] == "scan-01")
-    r = json.loads(ok(cli("explain", "--configs", CONFIGS, "--directive", "2001", "-f", "json",
+    r = json.loads(ok(cli("explain", "--configs", CONFIGS, "--directive", "2001", "--format", "json",
                           json.dumps(scan))).stdout)
     assert [s["matches"] for s in r["stages"]] == [True, True, True]
 

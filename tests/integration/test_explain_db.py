@@ -63,7 +63,7 @@ def replayed(tmp_path_factory) -> tuple[Path, Path, dict[str, str]]:
 
 
 def explain(*args: str | Path) -> dict:
-    return json.loads(ok(cli("explain", *args, "--format", "json")).stdout)
+    return json.loads(ok(cli("explain", "--format", "json", *args)).stdout)
 
 
 def test_a_finished_backlog(replayed):
@@ -90,7 +90,7 @@ def test_a_finished_backlog(replayed):
         "7 (High) = priority 5 x reliability 7 (stage 2) x asset value 5 // 25; value 5: "
         '192.168.1.10, in asset "db-server" 192.168.1.10/32')
 
-    text = ok(cli("explain", "--db", db, ids["finished"])).stdout
+    text = ok(cli("explain", "--db", db, "--", ids["finished"])).stdout
     assert text.splitlines()[0] == (
         f"alarm {ids['finished']}: finished (stage 2 of 2), an alarm since "
         "2024-05-01 10:00:00 UTC")  # 5 x 2 x 5 // 25 = 2 at stage 1 already
@@ -124,7 +124,7 @@ def test_a_live_backlog_waits_by_the_engine_clock_of_a_replay_database(tmp_path)
     db = tmp_path / "state.db"
     ok(replay(configs, tmp_path / "out", events, "--db", db))
     [alarm_id] = [i for (i,) in _query(db, "SELECT id FROM backlogs")]
-    r = explain("--db", db, alarm_id, "-l", "2")
+    r = explain("--db", db, "--min-alarm-lifetime", "2", "--", alarm_id)
     assert r["clock"]["source"] == "engine" and r["clock"]["now"] == T0 + 25
     w = r["waiting"]
     assert (w["stage"], w["needs"], w["deadline"], w["expires_after"], w["seconds_left"]) == (
@@ -147,7 +147,7 @@ def test_a_pruned_backlog_is_named_by_the_output_files(tmp_path):
               for line in (out / "siem_alarm_events.json").read_text().splitlines()}
     pruned -= {i for (i,) in _query(db, "SELECT id FROM backlogs")}
     [alarm_id] = pruned  # the finished one; the other ended at the clock: 0 days ago
-    run = cli("explain", "--db", db, alarm_id)
+    run = cli("explain", "--db", db, "--", alarm_id)
     assert run.returncode == 1 and run.stdout == ""
     assert run.stderr == (
         f"error: no backlog or alarm {alarm_id} in {db}: it was there and has been pruned "
@@ -195,7 +195,7 @@ def test_links_of_a_database_older_than_revision_0004_are_not_recorded(replayed,
         assert [e["event_id"] for e in details] == ["f2", "f3"], step
         assert {(e["time"], e["src_ip"], e["src_port"]) for e in details} == {
             (None, None, None)}, step
-        text = ok(cli("explain", "--db", db, ids["finished"])).stdout
+        text = ok(cli("explain", "--db", db, "--", ids["finished"])).stdout
         assert "  events     f2  not recorded" in text, step
         # the risk's addresses are then the backlog's addresses now
         assert "(the backlog's addresses now: the events' were not recorded; " in \
@@ -223,7 +223,7 @@ def test_errors_name_the_database(tmp_path, make, reason):
 def test_explain_writes_nothing(replayed):
     db, _, ids = replayed
     before = db.read_bytes(), db.stat().st_mtime_ns
-    ok(cli("explain", "--db", db, ids["finished"]))
+    ok(cli("explain", "--db", db, "--", ids["finished"]))
     assert (db.read_bytes(), db.stat().st_mtime_ns) == before
 
 
@@ -233,3 +233,11 @@ def _query(db: Path, sql: str) -> list[tuple]:
         return con.execute(sql).fetchall()
     finally:
         con.close()
+
+
+def test_an_id_that_starts_with_a_dash_is_an_id(tmp_path):
+    """Dsiem's alarm ids may start with `-`; explain takes one as the ID, not as an option."""
+    db = tmp_path / "x.db"
+    run = cli("explain", "--db", db, "-QLeCcOlw")
+    assert run.returncode == 1
+    assert run.stderr.startswith(f"error: {db}: no such database")

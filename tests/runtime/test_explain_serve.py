@@ -34,7 +34,7 @@ def write_configs(configs) -> object:
 async def explain(db, *args: str) -> dict:
     """`dsiem-sql explain --db DB ... --format json` as a process (off the event loop, which
     goes on running serve meanwhile)."""
-    run = await asyncio.to_thread(cli, "explain", "--db", db, *args, "--format", "json")
+    run = await asyncio.to_thread(cli, "explain", "--db", db, "--format", "json", "--", *args)
     return json.loads(ok(run).stdout)
 
 
@@ -86,7 +86,7 @@ async def test_explain_reads_the_database_of_a_running_serve(tmp_path):
         assert "each with a different DST_PORT, other than 80" in waiting["conditions"]
         assert "left by the wall clock" in waiting["until"]
 
-        text = await asyncio.to_thread(cli, "explain", "--db", db, alarm_id)
+        text = await asyncio.to_thread(cli, "explain", "--db", db, "--", alarm_id)
         lines = ok(text).stdout.splitlines()
         assert lines[0].startswith(f"alarm {alarm_id}: live at stage 2 of 3, an alarm since")
         assert any(line.startswith("waits for  stage 2") for line in lines)
