@@ -176,8 +176,8 @@ def test_the_examples(tmp_path):
     """The example Port Scan directive takes the example scan events."""
     scan = next(json.loads(line) for line in (EXAMPLES / "events.jsonl").open()
                 if json.loads(line)["event_id"] == "scan-01")
-    r = json.loads(ok(cli("explain", "--configs", CONFIGS, "--directive", "2001", "--format", "json",
-                          json.dumps(scan))).stdout)
+    r = json.loads(ok(cli("explain", "--configs", CONFIGS, "--directive", "2001", "--format",
+                          "json", json.dumps(scan))).stdout)
     assert [s["matches"] for s in r["stages"]] == [True, True, True]
 
 
