@@ -19,9 +19,14 @@ EMBED = {"renderer": "svg", "actions": {"export": True, "source": False, "compil
                                         "editor": False}}
 
 
+# counts: whole numbers only (Vega still puts ticks between them on a short axis)
+COUNT_AXIS = {"tickMinStep": 1, "format": "d", "labelExpr": "datum.value % 1 ? '' : datum.label"}
+HEIGHT = 220  # pixels of a chart's plot
+
+
 def _vega_lite(title: str, sql: str, display: dict[str, Any]) -> dict[str, Any]:
     return {"title": title, "db": DATABASE, "query": sql, "library": "vega-lite",
-            "display": {**display, "usermeta": {"embedOptions": EMBED}}}
+            "display": {"height": HEIGHT, **display, "usermeta": {"embedOptions": EMBED}}}
 
 
 def dashboards() -> dict[str, Any]:
@@ -57,7 +62,7 @@ SELECT strftime('%Y-%m-%dT%H:00:00Z', h.start, 'unixepoch') AS hour, c.risk_clas
                     "x": {"field": "hour", "type": "ordinal", "timeUnit": "utcyearmonthdatehours",
                           "title": "hour (UTC)", "axis": {"format": "%H:00", "labelAngle": 0}},
                     "y": {"field": "alarms", "type": "quantitative", "aggregate": "sum",
-                          "title": "alarms"},
+                          "title": "alarms", "axis": COUNT_AXIS},
                     "color": {"field": "risk_class", "type": "nominal", "title": "risk class",
                               "scale": RISK_COLOURS},
                 },
@@ -76,7 +81,8 @@ SELECT strftime('%Y-%m-%dT%H:00:00Z', h.start, 'unixepoch') AS hour, c.risk_clas
                 "encoding": {
                     "y": {"field": "directive", "type": "nominal", "sort": "-x",
                           "title": None},
-                    "x": {"field": "live", "type": "quantitative", "title": "live backlogs"},
+                    "x": {"field": "live", "type": "quantitative", "title": "live backlogs",
+                          "axis": COUNT_AXIS},
                 },
             }),
         "progress": _vega_lite(
@@ -93,9 +99,9 @@ SELECT strftime('%Y-%m-%dT%H:00:00Z', h.start, 'unixepoch') AS hour, c.risk_clas
                 "encoding": {
                     "x": {"field": "stages_done", "type": "ordinal",
                           "sort": {"field": "done", "op": "min"},
-                          "title": "stages done, of the directive's"},
+                          "title": "stages done, of the directive's", "axis": {"labelAngle": 0}},
                     "y": {"field": "live", "type": "quantitative", "aggregate": "sum",
-                          "title": "live backlogs"},
+                          "title": "live backlogs", "axis": COUNT_AXIS},
                     "color": {"field": "risk_class", "type": "nominal", "title": "risk class",
                               "scale": RISK_COLOURS},
                 },

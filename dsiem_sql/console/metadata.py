@@ -168,6 +168,7 @@ def console_metadata(db_path: str, time_limit_ms: int, queries: dict[str, Any],
                "columns": {c: plain(m) for c, m in view.columns.items()}}
         for name, view in VIEWS.items()
     }
+    tables["live_backlogs"]["sort_desc"] = "risk"  # the riskiest first
     tables.update({name: {"description_html": as_html(text)} for name, text in TABLES.items()})
     tables.update({name: {"hidden": True} for name in HIDDEN})
     return {
