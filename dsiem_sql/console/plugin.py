@@ -144,9 +144,10 @@ def extra_js_urls(template: str, datasette: Any) -> list[dict[str, Any]]:
 
 @hookimpl
 def extra_body_script(template: str, datasette: Any) -> str:
-    if template not in LIVE_TEMPLATES:
+    seconds = _settings(datasette).get("refresh_seconds")
+    if template not in LIVE_TEMPLATES or not seconds:  # --refresh 0: no live pages
         return ""
-    settings = {"seconds": _settings(datasette).get("refresh_seconds", 5),
+    settings = {"seconds": seconds,
                 "state": datasette.urls.path("-/dsiem/state.json"),
                 "whole": template == "dashboard_view.html"}
     return f"dsiemLive.start({json.dumps(settings)});"

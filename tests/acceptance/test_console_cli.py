@@ -76,6 +76,8 @@ def count(db: Path, table: str) -> int:
 def test_it_listens_on_this_machine_only_by_default(served):
     assert served.url.startswith("http://127.0.0.1:")
     assert "read-only" in served.stdout.read_text()
+    page = served.get("/dsiem/live_backlogs").decode()
+    assert 'dsiemLive.start({"seconds": 5.0, "state": "/-/dsiem/state.json"' in page
 
 
 def test_each_view_as_json_and_csv_is_what_dsiem_sql_sql_gives(served):
@@ -186,7 +188,7 @@ def test_a_query_is_stopped_after_the_time_limit(served):
 
 def test_the_limits_are_options(tmp_path):
     db = replayed(tmp_path)
-    console = Console(db, "--time-limit", "0.2", "--max-rows", "3",
+    console = Console(db, "--time-limit", "0.2", "--max-rows", "3", "--refresh", "0",
                       workdir=tmp_path / "run").start()
     try:
         started = time.monotonic()
@@ -195,6 +197,7 @@ def test_the_limits_are_options(tmp_path):
         assert time.monotonic() - started < 0.9
         data = console.json("/dsiem.json?sql=" + quote("SELECT * FROM stage_events"))
         assert len(data["rows"]) == 3 and data["truncated"] is True
+        assert b"dsiemLive.start" not in console.get("/dsiem/live_backlogs")  # not live
         settings = console.json("/-/settings.json")
         assert (settings["sql_time_limit_ms"], settings["max_returned_rows"]) == (200, 3)
     finally:
