@@ -57,6 +57,16 @@ class Live:
         """What the page shows now (in one call: the page may be reloading itself)."""
         return self.browser.execute_script("return document.body.innerText")
 
+    def unchanged(self) -> bool:
+        """Whether the page, asked for again, shows what the page on screen shows (what the
+        live page compares), once the browser's scripts have changed the one on screen."""
+        return self.browser.execute_async_script("""
+            const done = arguments[arguments.length - 1];
+            fetch(location.href, {cache: "no-store"}).then((r) => r.text()).then((html) => {
+              const doc = new DOMParser().parseFromString(html, "text/html");
+              done(dsiemLive.signature(doc) === dsiemLive.signature(document));
+            });""")
+
     def click(self, link_text: str) -> None:
         """Click the link, found again if the page reloaded itself meanwhile."""
         from selenium.common.exceptions import StaleElementReferenceException
@@ -100,6 +110,7 @@ def test_the_live_backlogs_page_shows_a_new_backlog_by_itself(live):
     # the page reloaded itself (the browser did not get it again from the test)
     assert live.browser.execute_script("return window.dsiemMark || null") is None
     assert live.browser.find_element("css selector", "#dsiem-live").text.startswith("live")
+    assert live.unchanged()  # nothing changes now: the page stays as it is
     live.loaded.update(requested(live.browser))
 
 
@@ -122,6 +133,11 @@ def test_clicking_an_alarm_id_opens_its_story(live):
     waits = live.browser.find_element("css selector", "dd.dsiem-waiting").text
     assert waits.startswith('stage 3 ("ICMP Ping"): 490 more events (10/500 taken)')
     assert "left by the wall clock" in live.text()  # serve writes this database
+    live.open("/dsiem/backlogs")  # also from the table, whose ids datasette links to rows
+    assert live.unchanged()
+    live.click(alarm_id)
+    wait_for("the story page", lambda: live.browser.current_url.endswith(
+        f"/-/story/{alarm_id}"), 10)
 
 
 def test_the_dashboard_draws_its_charts(live):

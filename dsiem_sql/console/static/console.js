@@ -1,7 +1,8 @@
 /* The pages of the dsiem-sql console (docs/console.md).
  *
  * Folding: a table's column descriptions go into a "What the columns mean" box, closed, so
- * that the rows come first (each column's description is also its header's tooltip).
+ * that the rows come first (each column's description is also its header's tooltip). The
+ * ids of the backlogs table link to their stories.
  *
  * Live pages (docs/console.md, "Live pages"):
  * Every few seconds the page asks the console for itself again and compares what it shows
@@ -125,6 +126,18 @@ window.dsiemLive = (function () {
 
 (function () {
   "use strict";
+  /* The ids of the backlogs table link to their stories, as everywhere else (datasette
+     links a primary key to its row page, which stays at /dsiem/backlogs/ID). Only the
+     link changes, not the text: the live pages compare the text with the console's. */
+  function storyLinks() {
+    document.querySelectorAll("body.db-dsiem.table-backlogs td.col-id.type-pk a")
+      .forEach((a) => {
+        a.href = "/-/story/" + encodeURIComponent(a.textContent);
+        a.classList.add("dsiem-story");
+        a.title = "its story";
+      });
+  }
+
   function fold() {
     const list = document.querySelector("dl.column-descriptions");
     if (!list || list.closest("details")) return;
@@ -139,9 +152,13 @@ window.dsiemLive = (function () {
       th.title = th.dataset.columnDescription;
     });
   }
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", fold);
-  } else {
+  function ready() {
+    storyLinks();
     fold();
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", ready);
+  } else {
+    ready();
   }
 })();
