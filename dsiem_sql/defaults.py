@@ -68,3 +68,10 @@ QUERY_TIMEOUT = 30.0
 
 # `dsiem-sql reload`
 RELOAD_TIMEOUT = 120.0
+
+# `dsiem-sql console` (docs/console.md)
+CONSOLE_HOST = "127.0.0.1"  # this machine only: docs/console.md says how to expose it
+CONSOLE_PORT = 8001
+CONSOLE_TIME_LIMIT = 1.0  # seconds: a query that runs longer is stopped
+CONSOLE_MAX_ROWS = 1000  # the most rows a query or page returns
+CONSOLE_REFRESH_SECONDS = 5.0  # how often live pages look for changes

@@ -3,6 +3,7 @@
 from dsiem_sql.cli import (
     authoring,
     backlogs,
+    console,
     database,
     explain,
     reload,
@@ -12,5 +13,5 @@ from dsiem_sql.cli import (
 )
 from dsiem_sql.cli.app import app, main
 
-__all__ = ["app", "authoring", "backlogs", "database", "explain", "main", "reload", "replay",
-           "serve", "validate"]
+__all__ = ["app", "authoring", "backlogs", "console", "database", "explain", "main", "reload",
+           "replay", "serve", "validate"]

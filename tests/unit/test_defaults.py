@@ -57,6 +57,9 @@ SETTINGS: dict[str, object] = {
     "tags": defaults.TAGS,
     "min_alarm_lifetime": defaults.MIN_ALARM_LIFETIME,
     "reference_mode": defaults.REFERENCE_MODE,
+    "time_limit": defaults.CONSOLE_TIME_LIMIT,
+    "max_rows": defaults.CONSOLE_MAX_ROWS,
+    "refresh_seconds": defaults.CONSOLE_REFRESH_SECONDS,
 }
 
 

@@ -20,3 +20,29 @@ def test_every_package_and_the_migrations_are_in_the_wheel():
     assert "script.py.mako" in setuptools["package-data"]["dsiem_sql.migrations"]
     assert (ROOT / "migrations" / "__init__.py").is_file()
     assert (ROOT / "migrations" / "versions" / "__init__.py").is_file()
+
+
+def test_the_core_does_not_import_the_console_extra():
+    """datasette comes with the extra `console` only: nothing but dsiem_sql/console's
+    database.py, plugin.py and serve.py imports it, and the command line starts without it."""
+    import ast
+    import subprocess
+    import sys
+
+    importers = set()
+    for path in (ROOT / "dsiem_sql").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n.split(".")[0] in ("datasette", "datasette_dashboards", "uvicorn")
+                   for n in names):
+                importers.add(str(path.relative_to(ROOT)))
+    assert importers == {"dsiem_sql/console/database.py", "dsiem_sql/console/plugin.py",
+                         "dsiem_sql/console/serve.py"}
+    probe = ("import sys, dsiem_sql.cli, dsiem_sql.console, dsiem_sql.console.metadata, "
+             "dsiem_sql.console.queries, dsiem_sql.console.dashboard; "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+             "('datasette', 'uvicorn')))")
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True)
+    assert run.stdout == "[]\n"
