@@ -129,9 +129,9 @@ def test_every_canned_query_runs(served):
 def test_a_story_is_what_explain_says(served):
     named = ids(served.db)
     for alarm_id in (named["ping"], named["scan_finished"]):
-        want = json.loads(ok(cli("explain", "--db", served.db, "-f", "json", alarm_id)).stdout)
+        want = json.loads(ok(cli("explain", "--db", served.db, "--format", "json", "--", alarm_id)).stdout)
         assert served.json(f"/-/story/{alarm_id}.json") == want
-        text = ok(cli("explain", "--db", served.db, alarm_id, env={"COLUMNS": "100"})).stdout
+        text = ok(cli("explain", "--db", served.db, "--", alarm_id, env={"COLUMNS": "100"})).stdout
         assert served.get(f"/-/story/{alarm_id}.txt").decode() == text
     page = served.get(f"/-/story/{named['ping']}").decode()
     for part in ("Stage 3: ICMP Ping", "490 more events (10/500 taken)", "ping-17",
