@@ -129,7 +129,8 @@ def test_every_canned_query_runs(served):
 def test_a_story_is_what_explain_says(served):
     named = ids(served.db)
     for alarm_id in (named["ping"], named["scan_finished"]):
-        want = json.loads(ok(cli("explain", "--db", served.db, "--format", "json", "--", alarm_id)).stdout)
+        want = json.loads(ok(cli("explain", "--db", served.db, "--format", "json", "--",
+                                 alarm_id)).stdout)
         assert served.json(f"/-/story/{alarm_id}.json") == want
         text = ok(cli("explain", "--db", served.db, "--", alarm_id, env={"COLUMNS": "100"})).stdout
         assert served.get(f"/-/story/{alarm_id}.txt").decode() == text
