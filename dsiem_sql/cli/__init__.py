@@ -9,9 +9,10 @@ from dsiem_sql.cli import (
     reload,
     replay,
     serve,
+    suppress,
     validate,
 )
 from dsiem_sql.cli.app import app, main
 
 __all__ = ["app", "authoring", "backlogs", "console", "database", "explain", "main", "reload",
-           "replay", "serve", "validate"]
+           "replay", "serve", "suppress", "validate"]

@@ -115,6 +115,30 @@ VIEWS: dict[str, View] = {
                        "events)",
         },
     ),
+    "suppressions": View(
+        "one row per suppression (`dsiem-sql suppress`): a source silenced for a directive or "
+        "all, removed and expired ones kept as a record (revision 0005).",
+        {
+            "id": "its number, for `dsiem-sql suppress remove`",
+            "directive_id": "the directive it silences; `NULL`: every directive",
+            "src": "the source network (`10.0.0.0/8`, `192.0.2.7/32`); `NULL`: any source",
+            "dst": "the destination network; `NULL`: any destination",
+            "custom_data": "an event's `custom_data1..3` must hold this value (without case); "
+                           "`NULL`: any",
+            "reason": "why it was added",
+            "added_by": "who added it (free text)",
+            "created": "when it was added: UTC, ISO 8601",
+            "expires": "when it ends by the engine clock (wall time in `serve`, event time in "
+                       "`replay`); `NULL`: permanent",
+            "state": "`active`, `expired` or `removed`",
+            "seconds_left": "seconds until it expires, by the wall clock; `NULL` when "
+                            "permanent or removed",
+            "hits": "the events it kept from a directive (an event kept from two directives "
+                    "counts twice)",
+            "last_hit": "the engine time of the last of them",
+            "removed": "when `dsiem-sql suppress remove` removed it",
+        },
+    ),
 }
 
 # The tables the console lists, each with a line about it (their columns: docs/schema.md).
@@ -130,6 +154,7 @@ TABLES: dict[str, str] = {
     "reloads": "the configs `serve` took: one row per load (the `config_reloads` view reads "
                "it).",
     "reload_files": "the files of each successful load, with their sha256.",
+    "suppression_entries": "the suppressions (the `suppressions` view reads them).",
 }
 # Kept out of the lists (still reachable by URL): how serve writes and resumes, no analyst's
 # business.

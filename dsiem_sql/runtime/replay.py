@@ -20,6 +20,7 @@ from dsiem_sql import defaults
 from dsiem_sql.adapters.file import FileIntake, open_events
 from dsiem_sql.config.loader import Config
 from dsiem_sql.engine import Engine, EngineOptions, Stats
+from dsiem_sql.engine.suppressions import Suppressions
 from dsiem_sql.enrichment.enricher import Enricher, checkers
 from dsiem_sql.enrichment.lookups import Lookups
 from dsiem_sql.runtime.aio import first_cause, settle_memory
@@ -170,6 +171,7 @@ async def _replay_into_database(run: ReplayRun, source: BinaryIO, correlator, en
     try:
         resumed = await store.resume(engine.directive, name)
         engine.resume(resumed.backlogs, resumed.next_seq)
+        engine.suppressions = Suppressions(await store.suppressions())
         clock.now = max(clock.now, resumed.clock)
         line = offset = 0
         if run.resume:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dsiem_sql import defaults
 from dsiem_sql.adapters.http.frontend import download_config
@@ -32,6 +33,7 @@ from dsiem_sql.adapters.nats.options import NatsOptions, StreamOptions
 from dsiem_sql.config import load_config
 from dsiem_sql.engine import CompiledConfig, Engine, EngineOptions, Reloaded
 from dsiem_sql.engine.engine import wall_clock
+from dsiem_sql.engine.suppressions import Suppressions
 from dsiem_sql.enrichment.enricher import Enricher, checkers
 from dsiem_sql.enrichment.lookups import Lookups
 from dsiem_sql.legacy.importer import import_saved_backlogs
@@ -41,10 +43,12 @@ from dsiem_sql.runtime.intake import Intake
 from dsiem_sql.runtime.logs import log_loop_errors
 from dsiem_sql.runtime.overload import Overload
 from dsiem_sql.runtime.reload import Reloader, ReloadResult, Sources, describe, record
+from dsiem_sql.runtime.requests import Requests
 from dsiem_sql.runtime.watchdog import Watchdog
 from dsiem_sql.runtime.worker import DAY, Counters, Timing, Worker
 from dsiem_sql.store.errors import StoreError
 from dsiem_sql.store.store import Store
+from dsiem_sql.store.suppressions import NewSuppression
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +122,7 @@ class Service:
         self.metrics = Metrics(self._live)
         self.reloader = Reloader(Sources(options.configs, options.node, options.frontend,
                                          options.frontend_timeout, options.max_config_size))
+        self.requests = Requests(options.db, self._request)
         self.ready = False
         self.engine: Engine | None = None
         self.store: Store | None = None
@@ -183,6 +188,9 @@ class Service:
             resumed = await store.resume(engine.directive, self.intake.source,
                                          with_backlogs=o.reload_backlogs)
             engine.resume(resumed.backlogs, resumed.next_seq)
+            engine.suppressions = Suppressions(await store.suppressions())
+            if engine.suppressions:
+                log.info("%d suppressions in force", len(engine.suppressions))
             if o.reload_backlogs:
                 log.info("resumed %d live backlogs from %s", len(resumed.backlogs), o.db)
             else:
@@ -243,6 +251,7 @@ class Service:
                     watches["nats"] = self.connection.watch()
                 if endpoints is not None:
                     watches["http"] = endpoints.watch()
+                watches["requests"] = self.requests.run()
                 helpers = [tasks.create_task(job, name=name) for name, job in watches.items()]
 
                 def take(compiled: CompiledConfig) -> Reloaded:  # on the worker's task
@@ -268,6 +277,35 @@ class Service:
             log.error("stopping on a fault: %s", _describe(cause),
                       exc_info=None if isinstance(cause, StoreError | NatsUnreachable) else cause)
             raise ServiceFailed(_describe(cause)) from None
+
+
+    async def _request(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A change asked by another command (`dsiem-sql suppress`): made in the database,
+        then in the engine, between two events of the worker."""
+        engine, store = self.engine, self.store
+        if engine is None or store is None or not self.ready:
+            return {"ok": False, "error": "serve is not running yet (or any more)"}
+        try:
+            if request.get("op") == "add":
+                new = NewSuppression(**request["suppression"])
+                if new.directive_id is not None and engine.directive(new.directive_id) is None:
+                    return {"ok": False, "error": f"--directive {new.directive_id}: no such "
+                                                  f"directive in the config serve runs"}
+                suppression_id = await store.add_suppression(new, engine.clock())
+                engine.suppressions.add(new.suppression(suppression_id))
+                log.info("suppression %d added: %s, %s", suppression_id, new.scope(),
+                         new.reason)
+                return {"ok": True, "id": suppression_id}
+            if request.get("op") == "remove":
+                suppression_id = int(request["id"])
+                if not await store.remove_suppression(suppression_id, engine.clock()):
+                    return {"ok": False, "error": f"no suppression {suppression_id} in force"}
+                engine.suppressions.remove(suppression_id)
+                log.info("suppression %d removed", suppression_id)
+                return {"ok": True}
+        except (KeyError, TypeError, ValueError) as exc:
+            return {"ok": False, "error": f"a malformed request: {exc!r}"}
+        return {"ok": False, "error": f"unknown request {request.get('op')!r}"}
 
 
 async def _first(*waits: Awaitable[object]) -> None:
@@ -298,6 +336,7 @@ def run_service(options: ServeOptions, engine_options: EngineOptions) -> None:
         intake, connection = open_intake(options)
         service = Service(options, engine_options, intake, connection)
         loop.add_signal_handler(signal.SIGHUP, service.reloader.on_sighup)
+        loop.add_signal_handler(signal.SIGUSR1, service.requests.on_signal)
         await service.run(stop)
 
     asyncio.run(main())

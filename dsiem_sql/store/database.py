@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(dsiem_sql.migrations.__file__).parent
 # The newest migration (a test checks it against alembic's head). A database already at it
 # opens without loading alembic and SQLAlchemy.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 5000
 Sync = Literal["normal", "full"]

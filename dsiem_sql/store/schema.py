@@ -161,6 +161,23 @@ reload_files = Table(
     PrimaryKeyConstraint("reload_id", "file"),
 )
 
+suppression_entries = Table(
+    "suppression_entries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("directive_id", Integer),
+    Column("src", Text),
+    Column("dst", Text),
+    Column("custom_data", Text),
+    Column("reason", Text, nullable=False),
+    Column("added_by", Text, nullable=False),
+    Column("created", Integer, nullable=False),
+    Column("expires", Integer),
+    Column("hits", Integer, nullable=False),
+    Column("last_hit", Integer),
+    Column("removed", Integer),
+)
+
 # Created by the migrations (SQLAlchemy Core does not model views); see docs/schema.md.
 VIEWS = ("live_backlogs", "alarms", "alarm_events", "alarm_intel", "alarm_vulns",
-         "config_reloads")
+         "config_reloads", "suppressions")

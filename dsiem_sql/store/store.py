@@ -19,10 +19,12 @@ import orjson
 
 from dsiem_sql.config.models import DirectiveConfig
 from dsiem_sql.engine import Backlog, Changes
-from dsiem_sql.store import rows
+from dsiem_sql.engine.suppressions import Suppression
+from dsiem_sql.store import rows, suppressions
 from dsiem_sql.store.database import Sync, WriterLock, upgrade
 from dsiem_sql.store.outbox import Appender, Line, Recorded
 from dsiem_sql.store.resume import DirectiveOf, Resumed, live_backlogs, resume
+from dsiem_sql.store.suppressions import NewSuppression
 from dsiem_sql.store.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,11 @@ COMMIT_TABLES = (  # (view column, table, columns, conflict: see `insert_sql`)
     ("progress", "input_progress", ("source", "line", "offset"), "source"),
     ("files", "output_files", ("file", "path", "size", "written_seq"), "file"),
 )
+# Then a column whose rows update a table: (suppression id, hits, time of the last hit) ...
+HITS = ("UPDATE suppression_entries SET hits = hits + h.value->>1, last_hit = h.value->>2 "
+        "FROM json_each(NEW.hits) AS h WHERE suppression_entries.id = h.value->>0")
 # ... and the last column, `written_upto`: the outbox lines up to it are in the files.
+COLUMNS = (*(column for column, *_ in COMMIT_TABLES), "hits", "written_upto")
 
 
 def insert_rows_sql(table: str, columns: tuple[str, ...], conflict: str, rows_json: str) -> str:
@@ -81,19 +87,19 @@ def insert_rows_sql(table: str, columns: tuple[str, ...], conflict: str, rows_js
 
 def commit_view() -> list[str]:
     """The statements that create `commit_batch` on the writer's connection."""
-    columns = [column for column, *_ in COMMIT_TABLES] + ["written_upto"]
     writes = [insert_rows_sql(table, names, conflict, f"NEW.{column}")
               for column, table, names, conflict in COMMIT_TABLES]
+    writes.append(HITS)
     writes.append("DELETE FROM outbox WHERE seq <= NEW.written_upto")
     return [
-        f"CREATE TEMP VIEW commit_batch ({', '.join(columns)}) AS "
-        f"SELECT {', '.join('NULL' for _ in columns)}",
+        f"CREATE TEMP VIEW commit_batch ({', '.join(COLUMNS)}) AS "
+        f"SELECT {', '.join('NULL' for _ in COLUMNS)}",
         "CREATE TEMP TRIGGER commit_batch INSTEAD OF INSERT ON commit_batch BEGIN "
         + "".join(f"{w}; " for w in writes) + "END",
     ]
 
 
-COMMIT = f"INSERT INTO commit_batch VALUES ({', '.join('?' * (len(COMMIT_TABLES) + 1))})"
+COMMIT = f"INSERT INTO commit_batch VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
 def rows_json(items: list) -> str:
@@ -250,6 +256,7 @@ class Store:
             "versions": list(versions.values()), "backlogs": backlogs,
             "enrichments": enrichments, "stages": stages, "links": changes.links,
             "outbox": lines, "state": state, "progress": [progress] if progress else [],
+            "hits": [(i, hits, last) for i, (hits, last) in changes.suppression_hits.items()],
         }
         return Batch({k: rows_json(v) for k, v in tables.items() if v}, lines, list(versions))
 
@@ -277,7 +284,7 @@ class Store:
         if self._unconfirmed and self.out is not None:
             tables = {**tables, "files": rows_json(self.out.positions())}
             written_upto = self.out.written_upto
-        return (*(tables.get(column, "[]") for column, *_ in COMMIT_TABLES), written_upto)
+        return (*(tables.get(column, "[]") for column in COLUMNS[:-1]), written_upto)
 
     async def _confirm(self) -> None:
         """Record how far the output files are written, and drop those outbox lines."""
@@ -333,6 +340,20 @@ class Store:
             return cursor.lastrowid
 
         return await self.writer.transaction("record the config reload", job)
+
+    async def suppressions(self) -> list[Suppression]:
+        """The suppressions not removed, for the engine."""
+        return suppressions.in_force(await self.writer.read(suppressions.IN_FORCE))
+
+    async def add_suppression(self, new: NewSuppression, created: int) -> int:
+        """Record a suppression; its id."""
+        return await self.writer.transaction(
+            "add a suppression", lambda con: suppressions.insert(con, new, created))
+
+    async def remove_suppression(self, suppression_id: int, now: int) -> bool:
+        """Mark a suppression removed; False if none is in force with that id."""
+        return await self.writer.transaction(
+            "remove a suppression", lambda con: suppressions.remove(con, suppression_id, now))
 
     async def prune(self, before: int) -> int:
         """Delete ended backlogs (and their stages and event links) ended before `before`."""

@@ -117,7 +117,7 @@ def test_db_upgrade_creates_tables_and_views_and_is_idempotent(tmp_path):
     found = objects(db)
     assert found["table"] == TABLES | {"alembic_version"}
     assert found["view"] == {"live_backlogs", "alarms", "alarm_events", "alarm_intel",
-                             "alarm_vulns", "config_reloads"} == set(VIEWS)
+                             "alarm_vulns", "config_reloads", "suppressions"} == set(VIEWS)
     assert query(db, "SELECT version_num FROM alembic_version") == [(head_revision(),)]
     # the views compile against the tables (a broken view fails only when used)
     for view in VIEWS:
@@ -172,7 +172,7 @@ def test_a_0003_database_gets_the_event_details_of_its_links_as_nulls(tmp_path):
 
     ok_run = replay(db, out)  # upgrades first, then commits links with their details
     assert ok_run.returncode == 0, ok_run.stderr
-    assert current_revision(db) == "0004" == head_revision()
+    assert current_revision(db) == head_revision()
     assert query(db, "SELECT * FROM stage_events WHERE backlog_id = 'old'") == [
         (1, "old", 1, "e1", None, None, None, None, None)]
     sent = {}
