@@ -119,7 +119,8 @@ class Service:
         self.send_overload = send_overload or (
             connection.publish_overload if connection is not None else _nowhere)
         self.counters = Counters()
-        self.metrics = Metrics(self._live)
+        self.metrics = Metrics(
+            self._live, lambda: self.engine.stats.suppressed if self.engine else {})
         self.reloader = Reloader(Sources(options.configs, options.node, options.frontend,
                                          options.frontend_timeout, options.max_config_size))
         self.requests = Requests(options.db, self._request)

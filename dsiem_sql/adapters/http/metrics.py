@@ -26,6 +26,8 @@ GAUGES = {
     "last_reload_successful": ("dsiem_config_last_reload_successful",
                                "Whether the last config reload succeeded (1 until one fails)"),
 }
+SUPPRESSED = ("dsiem_events_suppressed",
+              "Events a suppression kept from a directive (dsiem-sql suppress), by directive")
 RELOADS = ("dsiem_config_reloads", "Config reloads asked for (SIGHUP, POST /-/reload), by result")
 
 # only with --intake jetstream
@@ -47,7 +49,10 @@ STREAM_GAUGES = {
 class Metrics(Collector):
     """Every counter and gauge is read from the service's live values at each scrape."""
 
-    def __init__(self, read: Callable[[], Mapping[str, float]]) -> None:
+    def __init__(self, read: Callable[[], Mapping[str, float]],
+                 suppressed: Callable[[], Mapping[int, int]] = dict) -> None:
+        """`suppressed`: the events kept from each directive by suppressions, by id."""
+        self.suppressed = suppressed
         self.read = read
         self.registry = CollectorRegistry()
         self.commit_seconds = Histogram(
@@ -75,6 +80,10 @@ class Metrics(Collector):
         for result in ("success", "failure"):
             reloads.add_metric([result], values[f"reloads_{result}"])
         yield reloads
+        suppressed = CounterMetricFamily(*SUPPRESSED, labels=["directive"])
+        for directive, count in sorted(self.suppressed().items()):
+            suppressed.add_metric([str(directive)], count)
+        yield suppressed
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
