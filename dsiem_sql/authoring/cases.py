@@ -20,6 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from dsiem_sql.engine.suppressions import Suppression, network
 from dsiem_sql.runtime.settings import EngineSettings
 
 START = "2024-01-01T00:00:00Z"  # what `+0s` stands for unless a file says otherwise
@@ -152,11 +153,32 @@ class Expect(BaseModel):
     no_backlog: list[int] = Field(default_factory=list)  # directives that open none
 
 
+class SuppressionModel(BaseModel):
+    """A suppression in force from the start of the case (docs/behaviour.md,
+    "Suppressions"); it expires by the event clock."""
+
+    model_config = FORBID
+
+    directive: int | None = None  # None: every directive
+    src: str | None = None
+    dst: str | None = None
+    custom_data: str | None = None
+    until: Time | None = None  # None: permanent
+
+    @field_validator("src", "dst")
+    @classmethod
+    def _network(cls, value: str | None) -> str | None:
+        if value is not None:
+            network(value)
+        return value
+
+
 class CaseModel(BaseModel):
     model_config = FORBID
 
     name: str
     directives: list[int] | None = None
+    suppressions: list[SuppressionModel] = Field(default_factory=list)
     defaults: dict[str, Any] = Field(default_factory=dict)
     events: list[dict[str, Any]] = Field(default_factory=list)
     expect: Expect
@@ -202,6 +224,7 @@ class Case:
     start: int
     steps: tuple[Step, ...]
     expect: Expect
+    suppressions: tuple[Suppression, ...] = ()
 
     @property
     def title(self) -> str:
@@ -243,8 +266,17 @@ def load_cases(path: Path, configs: Path | None = None) -> list[Case]:
         where = f"{path}: cases[{n}] ({c.name})"
         directives = c.directives if c.directives is not None else model.directives
         steps = case_steps(c, {**model.defaults, **c.defaults}, start, where)
+        try:
+            silenced = tuple(Suppression(
+                n + 1, s.directive, network(s.src) if s.src else None,
+                network(s.dst) if s.dst else None, s.custom_data,
+                None if s.until is None else parse_time(s.until, start))
+                for n, s in enumerate(c.suppressions))
+        except ValueError as exc:
+            raise CaseError(f"{where}: suppressions: {exc}") from None
         cases.append(Case(path, c.name, configs, None if directives is None else
-                          tuple(directives), settings, start, tuple(steps), c.expect))
+                          tuple(directives), settings, start, tuple(steps), c.expect,
+                          silenced))
     return cases
 
 

@@ -28,6 +28,7 @@ from dsiem_sql.authoring.cases import (
 from dsiem_sql.config import ConfigError, load_config
 from dsiem_sql.config.loader import Config
 from dsiem_sql.engine import Backlog, Engine, InvalidEvent, decode_event
+from dsiem_sql.engine.suppressions import Suppressions
 from dsiem_sql.runtime.correlator import Correlator, EventClock
 
 
@@ -80,6 +81,7 @@ def run(case: Case, config: Config) -> Actual:
     ids = count(1)
     engine = Engine(config, case.settings.engine_options(), clock=clock,
                     new_id=lambda: f"alarm-{next(ids)}")
+    engine.suppressions = Suppressions(list(case.suppressions))
     correlator = Correlator(engine, clock=clock)
     for step in case.steps:
         if isinstance(step, ClockStep):

@@ -10,7 +10,7 @@ from kit import CONFIGS, EXAMPLES, cli
 def test_the_example_tests_pass():
     result = cli("test", EXAMPLES / "tests")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.splitlines()[-1] == "6 cases: 6 passed"
+    assert result.stdout.splitlines()[-1] == "7 cases: 7 passed"
 
 
 def test_a_failing_case_exits_1_and_names_the_field(tmp_path):
@@ -21,9 +21,9 @@ def test_a_failing_case_exits_1_and_names_the_field(tmp_path):
     result = cli("test", "--junit-xml", tmp_path / "report.xml", wrong)
     assert result.returncode == 1
     assert "      alarm 1 (directive 1): risk: expected 3, got 2" in result.stdout.splitlines()
-    assert result.stdout.splitlines()[-1] == "4 cases: 3 passed, 1 failed"
+    assert result.stdout.splitlines()[-1] == "5 cases: 4 passed, 1 failed"
     root = ET.parse(tmp_path / "report.xml").getroot()
-    assert (root.get("tests"), root.get("failures")) == ("4", "1")
+    assert (root.get("tests"), root.get("failures")) == ("5", "1")
 
 
 def test_test_init_writes_a_case_that_passes(tmp_path):

@@ -349,3 +349,29 @@ def test_test_and_replay_give_the_same_alarms(tmp_path, picks):
 
     actual = run(case, load_config(CONFIGS))
     assert renamed(actual.alarm_records) == expected
+
+
+def test_a_suppression_in_a_case_expires_by_the_event_clock(tmp_path):
+    text = f"""
+configs: {CONFIGS}
+directives: [1]
+defaults: {{plugin_id: 1001, plugin_sid: 2100384, src_ip: 10.0.0.1}}
+cases:
+  - name: suppressed
+    suppressions: [{{directive: 1, src: 10.0.0.1, until: +60s}}]
+    events: [{{at: +0s, id: a}}, {{at: +59s, id: b}}]
+    expect: {{backlogs: []}}
+  - name: expired
+    suppressions: [{{src: 10.0.0.0/8, until: +60s}}]
+    events: [{{at: +0s, id: a}}, {{at: +60s, id: b}}]
+    expect: {{backlogs: [{{events: {{1: [b]}}}}]}}
+  - name: another directive
+    suppressions: [{{directive: 2001, src: 10.0.0.1}}]
+    events: [{{at: +0s, id: a}}]
+    expect: {{backlogs: [{{directive: 1}}]}}
+"""
+    (tmp_path / "t.yaml").write_text(text)
+    assert [o.failures for o in outcomes(tmp_path / "t.yaml")] == [[], [], []]
+    (tmp_path / "bad.yaml").write_text(text.replace("src: 10.0.0.1, until", "src: ten, until"))
+    with pytest.raises(CaseError, match="suppressions"):
+        load_cases(tmp_path / "bad.yaml")
