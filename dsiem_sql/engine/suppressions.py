@@ -17,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from dsiem_sql.config.netparse import IPNetwork, NetNumber, ip_number, net_number
 
@@ -49,6 +50,11 @@ def _within(ip: str, net: Net | None) -> bool:
     return number is not None and number[0] == version and number[1] & mask == network
 
 
+_number = lru_cache(maxsize=65536)(ip_number)  # events' addresses repeat
+_MASKS = {v: [((1 << p) - 1) << (bits - p) for p in range(bits + 1)]
+          for v, bits in ((4, 32), (6, 128))}
+
+
 @dataclass
 class _Bucket:
     """The suppressions of one directive (or of all): by the network their source, else
@@ -69,19 +75,19 @@ class _Bucket:
         index[(version, net.prefixlen)].setdefault(network, []).append(s)
 
     def candidates(self, src_ip: str, dst_ip: str) -> list[Suppression]:
-        found = list(self.others)
+        found = self.others
         for ip, index in ((src_ip, self.by_src), (dst_ip, self.by_dst)):
             if not index:
                 continue
-            number = ip_number(ip)
+            number = _number(ip)
             if number is None:
                 continue
             version, value = number
-            bits = 32 if version == 4 else 128
             for (v, prefix), networks in index.items():
                 if v == version:
-                    mask = ((1 << prefix) - 1) << (bits - prefix) if prefix else 0
-                    found.extend(networks.get(value & mask, ()))
+                    hit = networks.get(value & _MASKS[v][prefix])
+                    if hit:
+                        found = found + hit
         return found
 
 
@@ -138,10 +144,15 @@ class Suppressions:
             bucket = self._buckets.get(key)
             if bucket is None:
                 continue
-            for s in sorted(bucket.candidates(src_ip, dst_ip), key=lambda s: s.id):
+            found = bucket.candidates(src_ip, dst_ip)
+            for s in sorted(found, key=_by_id) if len(found) > 1 else found:
                 if s.active(now) and s.covers(src_ip, dst_ip, custom_data):
                     return s
         return None
+
+
+def _by_id(s: Suppression) -> int:
+    return s.id
 
 
 def network(text: str) -> Net:

@@ -22,6 +22,7 @@ from dsiem_sql.engine import Backlog, Changes
 from dsiem_sql.engine.suppressions import Suppression
 from dsiem_sql.store import rows, suppressions
 from dsiem_sql.store.database import Sync, WriterLock, upgrade
+from dsiem_sql.store.errors import StoreError
 from dsiem_sql.store.outbox import Appender, Line, Recorded
 from dsiem_sql.store.resume import DirectiveOf, Resumed, live_backlogs, resume
 from dsiem_sql.store.suppressions import NewSuppression
@@ -343,7 +344,10 @@ class Store:
 
     async def suppressions(self) -> list[Suppression]:
         """The suppressions not removed, for the engine."""
-        return suppressions.in_force(await self.writer.read(suppressions.IN_FORCE))
+        try:
+            return suppressions.in_force(await self.writer.read(suppressions.IN_FORCE))
+        except ValueError as exc:
+            raise StoreError(f"{self.path}: {exc}") from None
 
     async def add_suppression(self, new: NewSuppression, created: int) -> int:
         """Record a suppression; its id."""

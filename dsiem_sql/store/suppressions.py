@@ -59,7 +59,12 @@ def remove(con: sqlite3.Connection, suppression_id: int, now: int) -> bool:
 
 def in_force(rows: list[sqlite3.Row] | list[tuple]) -> list[Suppression]:
     """The rows of `IN_FORCE` as the engine's suppressions (expired ones too: the engine
-    drops them by its own clock)."""
-    return [Suppression(i, d, network(src) if src else None, network(dst) if dst else None,
-                        custom_data, expires)
-            for i, d, src, dst, custom_data, expires in rows]
+    drops them by its own clock); ValueError naming a row that holds no network."""
+    found = []
+    for i, d, src, dst, custom_data, expires in rows:
+        try:
+            found.append(Suppression(i, d, network(src) if src else None,
+                                     network(dst) if dst else None, custom_data, expires))
+        except ValueError as exc:
+            raise ValueError(f"suppression {i}: {exc}") from None
+    return found
