@@ -2,15 +2,17 @@
 """Throughput of `dsiem-sql serve` over NATS with persistence: prints a table.
 
 For each directive count, a fresh nats-server and `serve` (max_queue 0, --db) are started; a
-separate publisher process sends the event mix of bench_replay.py as fast as it can. The
-clock runs from the first publish until serve has committed the last event.
+separate publisher process sends an event mix of benchmix.py (`--mix`, as bench_replay.py)
+as fast as it can. The clock runs from the first publish until serve has committed the last
+event.
 
 With `--intake jetstream`, nats-server runs with JetStream (file store in the temporary
 directory) and serve reads the events from the stream it creates; the publisher still uses
-plain core NATS, as the Dsiem frontend does.
+plain core NATS, as the Dsiem frontend does. With both intakes, each JetStream row also
+shows its events/s as a share of core's at the same directive count, run by run.
 
     .venv/bin/python scripts/bench_serve.py [--events 200000] [--directives 2,100,1000]
-                                            [--intake core|jetstream]
+        [--intake core|jetstream|core,jetstream] [--mix spread|alarms] [--repeat 1]
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import argparse
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,7 +30,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_replay import write_configs, write_events
+from benchmix import MIXES, Mix, write_configs, write_events
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -105,7 +108,8 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(n_directives: int, n_events: int, intake: str = "core") -> dict:
+def run(n_directives: int, n_events: int, intake: str = "core",
+        mix: Mix = MIXES["spread"]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         configs = root / "configs"
@@ -113,7 +117,8 @@ def run(n_directives: int, n_events: int, intake: str = "core") -> dict:
         write_configs(configs, n_directives)
         events = root / "events.jsonl"
         # event time ends now, so that the service's wall clock expires nothing early
-        write_events(events, n_directives, n_events, t0=int(time.time()) - n_events // 200)
+        write_events(events, n_directives, n_events, t0=int(time.time()) - n_events // 200,
+                     mix=mix)
         nats_port, metrics_port = free_port(), free_port()
         url = f"nats://127.0.0.1:{nats_port}"
         nats_server = start_nats(nats_port, root / "jetstream" if intake == "jetstream" else None)
@@ -161,21 +166,52 @@ def main() -> None:
     p.add_argument("--events", type=int, default=200_000)
     p.add_argument("--directives", default="2,100,1000")
     p.add_argument("--intake", default="core", help="core, jetstream, or both: core,jetstream")
+    p.add_argument("--mix", default="spread", choices=sorted(MIXES), help="see bench_replay.py")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run everything this many times, in turn; the table shows medians")
     args = p.parse_args()
-    rows = [run(int(n), args.events, intake) for n in args.directives.split(",")
-            for intake in args.intake.split(",")]
+    mix = MIXES[args.mix]
+    cases = [(int(n), intake) for n in args.directives.split(",")
+             for intake in args.intake.split(",")]
+    runs: dict[tuple[int, str], list[dict]] = {case: [] for case in cases}
+    for _ in range(args.repeat):
+        for n, intake in cases:
+            runs[(n, intake)].append(run(n, args.events, intake, mix))
+    rows = [median_row(runs[case]) for case in cases]
+    print(f"mix {mix.name}: {mix.share:.0%} of the events match a directive, "
+          f"{mix.sources} sources a directive; medians of {args.repeat} run(s)")
     print(f"{'intake':>9} {'directives':>10} {'events':>8} {'seconds':>8} {'events/s':>10} "
-          f"{'lost':>6} {'dropped':>8} {'peak RSS MB':>11} {'alarm lines':>11} "
+          f"{'vs core':>7} {'lost':>6} {'dropped':>8} {'peak RSS MB':>11} {'alarm lines':>11} "
           f"{'serve CPU s':>11} {'NATS CPU s':>10}")
     for r in rows:
         print(f"{r['intake']:>9} {r['directives']:>10} {r['events']:>8} {r['seconds']:>8.2f} "
-              f"{r['eps']:>10,.0f} {r['lost']:>6} {r['dropped']:>8} {r['rss']:>11.0f} "
-              f"{r['alarm_lines']:>11} {r['serve_cpu']:>11.2f} {r['nats_cpu']:>10.2f}")
+              f"{r['eps']:>10,.0f} {vs_core(r, runs):>7} {r['lost']:>6} {r['dropped']:>8} "
+              f"{r['rss']:>11.0f} {r['alarm_lines']:>11} {r['serve_cpu']:>11.2f} "
+              f"{r['nats_cpu']:>10.2f}")
     print("events/s: from the first publish until serve committed the last event "
           "(persistence on, max_queue 0).")
+    print("vs core: JetStream's events/s divided by core's of the same round, median over the "
+          "rounds.")
     print("CPU s: the serve and nats-server processes' CPU time (start-up included); the "
           "machine's cores also run the publisher.")
-    print(json.dumps(rows))
+    print(json.dumps([r for case in cases for r in runs[case]]))
+
+
+def median_row(runs: list[dict]) -> dict:
+    """The first run, with the median of each measured value over `runs`."""
+    row = dict(runs[0])
+    for key in ("seconds", "eps", "rss", "serve_cpu", "nats_cpu"):
+        row[key] = statistics.median(r[key] for r in runs)
+    return row
+
+
+def vs_core(row: dict, runs: dict[tuple[int, str], list[dict]]) -> str:
+    core = runs.get((row["directives"], "core"))
+    if row["intake"] != "jetstream" or not core:
+        return "-"
+    jetstream = runs[(row["directives"], "jetstream")]
+    shares = [j["eps"] / c["eps"] for j, c in zip(jetstream, core, strict=True)]
+    return f"{statistics.median(shares):.0%}"
 
 
 if __name__ == "__main__":
