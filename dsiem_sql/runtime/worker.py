@@ -174,5 +174,6 @@ class Worker:
     def _written(self, seconds: float, changes: Changes, progress: Progress | None) -> None:
         self.counters.alarm_lines += len(changes.alarms)
         self.intake.committed(progress)
+        self.intake.wake()  # the next commit may be due
         if self.on_commit is not None:
             self.on_commit(seconds)
