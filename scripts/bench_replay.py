@@ -9,8 +9,14 @@ count. Each run replays the stream, writing real output files: through
 `dsiem_sql.runtime.replay.replay_file` in this process (`--runner library`), or as the whole
 `python -m dsiem_sql replay` command, start-up included (`--runner command`).
 
+`--trees before=/path/to/old/checkout,after=.` runs the command of each source tree in turn
+(its `.venv/bin/python` if it has one, with the tree first on PYTHONPATH), round after
+round, on the same files; 'vs first' is then each run's events/s divided by the first
+tree's in the same round.
+
     .venv/bin/python scripts/bench_replay.py [--events 200000] [--directives 2,100,1000]
         [--modes memory,db] [--mix spread|alarms] [--runner library,command] [--repeat 1]
+        [--trees NAME=DIR,...]
 """
 
 from __future__ import annotations
@@ -20,36 +26,48 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmix import MIXES, Mix, write_configs, write_events
+from benchmix import MIXES, write_configs, write_events
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def prepare(root: Path, n_directives: int, n_events: int, mix: Mix) -> None:
-    write_configs(root, n_directives)
-    write_events(root / "events.jsonl", n_directives, n_events, mix=mix)
+@dataclass(frozen=True)
+class Tree:
+    """A source tree of dsiem-sql whose `replay` command is run."""
+
+    name: str
+    path: Path
+
+    @property
+    def python(self) -> str:
+        own = self.path / ".venv" / "bin" / "python"
+        return str(own) if own.exists() else sys.executable
 
 
-def run_library(root: Path, n_directives: int, db: bool) -> dict:
+def run_library(files: Path, work: Path, db: bool, tree: Tree) -> dict:
     """`replay_file` in this process: the replay alone, without start-up."""
     from dsiem_sql.config import load_config
     from dsiem_sql.engine import Engine
     from dsiem_sql.runtime.correlator import EventClock
     from dsiem_sql.runtime.replay import ReplayRun, replay_file
 
-    config = load_config(root)
+    config = load_config(files)
     clock = EventClock()
     engine = Engine(config, clock=clock)
     job = ReplayRun(
-        file=str(root / "events.jsonl"),
-        out=str(root / "out"),
-        db=str(root / "state.db") if db else None,
+        file=str(files / "events.jsonl"),
+        out=str(work / "out"),
+        db=str(work / "state.db") if db else None,
         final_sweep=False,
     )
     cpu = time.process_time()
@@ -65,18 +83,20 @@ def run_library(root: Path, n_directives: int, db: bool) -> dict:
     }
 
 
-def run_command(root: Path, n_directives: int, db: bool) -> dict:
+def run_command(files: Path, work: Path, db: bool, tree: Tree) -> dict:
     """`python -m dsiem_sql replay` as a process: the whole command, start-up included, on
     the wall clock from its start to its exit (in-memory runs end with a final sweep, as the
     command does by default)."""
-    command = [sys.executable, "-m", "dsiem_sql", "replay", "--configs", str(root),
-               "--out", str(root / "out"), str(root / "events.jsonl")]
+    command = [tree.python, "-m", "dsiem_sql", "replay", "--configs", str(files),
+               "--out", str(work / "out"), str(files / "events.jsonl")]
     if db:
-        command += ["--db", str(root / "state.db")]
+        command += ["--db", str(work / "state.db")]
+    env = {**os.environ, "COLUMNS": "200", "PYTHONPATH": str(tree.path)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ,
-                          "COLUMNS": "200"})
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tree.path)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
         sys.exit(f"{' '.join(command)} failed:\n{done.stderr}")
     summary = {}
@@ -84,11 +104,10 @@ def run_command(root: Path, n_directives: int, db: bool) -> dict:
         cells = [c.strip() for c in line.strip("|").split("|")]
         if len(cells) == 2:
             summary[cells[0]] = cells[1].replace(",", "")
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
         "events": int(summary["events read"]),
         "seconds": seconds,
-        "cpu": usage.ru_utime + usage.ru_stime,  # all children so far; see run()
+        "cpu": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
         "backlogs": int(summary["backlogs opened"]),
         "alarms": int(summary["alarms"]),
         "alarm_lines": int(summary["alarm lines"]),
@@ -98,16 +117,11 @@ def run_command(root: Path, n_directives: int, db: bool) -> dict:
 RUNNERS = {"library": run_library, "command": run_command}
 
 
-def run(n_directives: int, n_events: int, db: bool, mix: Mix, runner: str) -> dict:
+def run(files: Path, n_directives: int, db: bool, runner: str, tree: Tree) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        prepare(root, n_directives, n_events, mix)
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        r = RUNNERS[runner](root, n_directives, db)
-        if runner == "command":
-            r["cpu"] -= before.ru_utime + before.ru_stime
+        r = RUNNERS[runner](files, Path(tmp), db, tree)
     return {
-        "mix": mix.name,
+        "tree": tree.name,
         "runner": runner,
         "directives": n_directives,
         "mode": "--db" if db else "memory",
@@ -115,6 +129,16 @@ def run(n_directives: int, n_events: int, db: bool, mix: Mix, runner: str) -> di
         "eps": r["events"] / r["seconds"],
         "cpu_eps": r["events"] / r["cpu"],
     }
+
+
+def parse_trees(text: str | None) -> list[Tree]:
+    if not text:
+        return [Tree("this", ROOT)]
+    trees = []
+    for item in text.split(","):
+        name, _, path = item.partition("=")
+        trees.append(Tree(name, Path(path).resolve()))
+    return trees
 
 
 def main() -> None:
@@ -130,39 +154,55 @@ def main() -> None:
                         "`dsiem-sql replay` as a process, start-up included), or both")
     p.add_argument("--repeat", type=int, default=1,
                    help="run everything this many times, in turn; the table shows medians")
+    p.add_argument("--trees", help="NAME=DIR,...: run the command of each source tree in turn")
     p.add_argument("--json", action="store_true", help="also print every run as JSON")
     args = p.parse_args()
     modes = [m == "db" for m in args.modes.split(",")]
+    runners = args.runner.split(",")
+    trees = parse_trees(args.trees)
+    if args.trees and runners != ["command"]:
+        p.error("--trees runs the command: give --runner command")
     mix = MIXES[args.mix]
-    cases = [(int(n), db, runner) for n in args.directives.split(",") for runner in
-             args.runner.split(",") for db in modes]
-    runs: dict[tuple, list[dict]] = {case: [] for case in cases}
-    for _ in range(args.repeat):
-        for case in cases:
-            n, db, runner = case
-            runs[case].append(run(n, args.events, db, mix, runner))
-    rows = [median_row(runs[case]) for case in cases]
-    memory = {(r["directives"], r["runner"]): r for r in rows if r["mode"] == "memory"}
-    first = rows[0]
+    counts = [int(n) for n in args.directives.split(",")]
+    cases = [(n, runner, db) for n in counts for runner in runners for db in modes]
+    runs: dict[tuple, list[dict]] = {(*case, t.name): [] for case in cases for t in trees}
+    work = Path(tempfile.mkdtemp(prefix="bench-replay-"))
+    try:
+        for n in counts:  # the same files for every run of a directive count
+            (work / str(n)).mkdir()
+            write_configs(work / str(n), n)
+            write_events(work / str(n) / "events.jsonl", n, args.events, mix=mix)
+        for _ in range(args.repeat):
+            for n, runner, db in cases:
+                for tree in trees:
+                    runs[(n, runner, db, tree.name)].append(
+                        run(work / str(n), n, db, runner, tree))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     print(f"mix {mix.name}: {mix.share:.0%} of the events match a directive, "
           f"{mix.sources} sources a directive; medians of {args.repeat} run(s)")
-    print(f"{'runner':>8} {'directives':>10} {'mode':>7} {'events':>8} {'seconds':>8} "
-          f"{'events/s':>10} {'events/cpu-s':>12} {'vs first':>8} {'vs memory':>9} "
-          f"{'backlogs':>9} {'alarms':>7} {'alarm lines':>11}")
-    for r in rows:
-        mem = memory.get((r["directives"], r["runner"]))
-        vs_memory = f"{r['eps'] / mem['eps']:.0%}" if mem else "-"
-        print(f"{r['runner']:>8} {r['directives']:>10} {r['mode']:>7} {r['events']:>8} "
-              f"{r['seconds']:>8.2f} {r['eps']:>10,.0f} {r['cpu_eps']:>12,.0f} "
-              f"{r['eps'] / first['eps']:>8.0%} {vs_memory:>9} {r['backlogs']:>9} "
-              f"{r['alarms']:>7} {r['alarm_lines']:>11}")
+    print(f"{'tree':>8} {'runner':>8} {'directives':>10} {'mode':>7} {'events':>8} "
+          f"{'seconds':>8} {'events/s':>10} {'events/cpu-s':>12} {'vs first':>8} "
+          f"{'vs memory':>9} {'backlogs':>9} {'alarms':>7} {'alarm lines':>11}")
+    first_tree = trees[0].name
+    for n, runner, db in cases:
+        for tree in trees:
+            mine = runs[(n, runner, db, tree.name)]
+            r = median_row(mine)
+            first = runs[(n, runner, db, first_tree) if len(trees) > 1
+                         else (*cases[0], first_tree)]
+            memory = runs.get((n, runner, False, tree.name)) if db else None
+            print(f"{tree.name:>8} {runner:>8} {n:>10} {r['mode']:>7} {r['events']:>8} "
+                  f"{r['seconds']:>8.2f} {r['eps']:>10,.0f} {r['cpu_eps']:>12,.0f} "
+                  f"{ratio(mine, first):>8} {ratio(mine, memory):>9} {r['backlogs']:>9} "
+                  f"{r['alarms']:>7} {r['alarm_lines']:>11}")
     print("events/s is wall-clock throughput; events/cpu-s divides by the CPU time of the")
     print("replay (runner library: this process's; command: the process's, start-up included),")
-    print("which a busy shared machine disturbs less. 'vs first' compares with the first row,")
-    print("'vs memory' the --db run with the in-memory run of the same directive count.")
+    print("which a busy shared machine disturbs less. 'vs first' divides events/s by the first")
+    print("tree's (with one tree: the first row's), 'vs memory' the --db run's by the in-memory")
+    print("run's of the same directive count; both run by run within a round, then the median.")
     if args.json:
-        print(json.dumps({f"{r} {n} {'db' if db else 'memory'}": runs[(n, db, r)]
-                          for n, db, r in cases}))
+        print(json.dumps([r for rs in runs.values() for r in rs]))
     sys.stdout.flush()
 
 
@@ -172,6 +212,14 @@ def median_row(runs: list[dict]) -> dict:
     for key in ("seconds", "eps", "cpu_eps"):
         row[key] = statistics.median(r[key] for r in runs)
     return row
+
+
+def ratio(runs: list[dict], others: list[dict] | None) -> str:
+    """The median over the rounds of events/s of `runs` over that of `others`."""
+    if not others:
+        return "-"
+    shares = [a["eps"] / b["eps"] for a, b in zip(runs, others, strict=True)]
+    return f"{statistics.median(shares):.0%}"
 
 
 if __name__ == "__main__":
