@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """How long a live reload takes, and how long it holds up the events: prints two tables.
 
-1. In process, for N directives (the three-stage directives of bench_replay.py) with live
+1. In process, for N directives (the three-stage directives of benchmix.py) with live
    backlogs waiting in stage 2, with the garbage collector set as serve sets it: the time to
    load, validate and compile the new config (on a thread, as serve does, while a probe
    measures how late the event loop runs meanwhile), and
@@ -31,8 +31,8 @@ from pathlib import Path
 from statistics import median
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_replay import PLUGIN_ID, write_configs, write_events
 from bench_serve import free_port, metric, serve_process, start_nats
+from benchmix import PLUGIN_ID, write_configs, write_events
 
 from dsiem_sql.config import load_config
 from dsiem_sql.engine import CompiledConfig, Engine, decode_event

@@ -2,15 +2,21 @@
 """Throughput of `dsiem-sql serve` over NATS with persistence: prints a table.
 
 For each directive count, a fresh nats-server and `serve` (max_queue 0, --db) are started; a
-separate publisher process sends the event mix of bench_replay.py as fast as it can. The
-clock runs from the first publish until serve has committed the last event.
+separate publisher process sends an event mix of benchmix.py (`--mix`, as bench_replay.py)
+as fast as it can. The clock runs from the first publish until serve has committed the last
+event.
 
 With `--intake jetstream`, nats-server runs with JetStream (file store in the temporary
 directory) and serve reads the events from the stream it creates; the publisher still uses
-plain core NATS, as the Dsiem frontend does.
+plain core NATS, as the Dsiem frontend does. With both intakes, each JetStream row also
+shows its events/s as a share of core's at the same directive count, run by run.
+
+`--trees before=/path/to/old/checkout,after=.` runs the serve of each source tree in turn,
+as bench_replay.py does; the publisher and nats-server are the same for all.
 
     .venv/bin/python scripts/bench_serve.py [--events 200000] [--directives 2,100,1000]
-                                            [--intake core|jetstream]
+        [--intake core|jetstream|core,jetstream] [--mix spread|alarms] [--repeat 1]
+        [--trees NAME=DIR,...]
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,7 +35,8 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_replay import write_configs, write_events
+from bench_replay import Tree, parse_trees
+from benchmix import MIXES, Mix, write_configs, write_events
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -73,15 +82,17 @@ def start_nats(port: int, store: Path | None = None) -> subprocess.Popen:
 
 
 def serve_process(configs: Path, nats_port: int, metrics_port: int, db: Path,
-                  *extra: str) -> subprocess.Popen:
-    """`dsiem-sql serve` with persistence, an unbounded queue and no overload signal, once
-    it answers /healthz."""
+                  *extra: str, tree: Tree | None = None) -> subprocess.Popen:
+    """`dsiem-sql serve` (of `tree`, default this one) with persistence, an unbounded queue
+    and no overload signal, once it answers /healthz."""
+    tree = tree or Tree("this", ROOT)
     serve = subprocess.Popen(
-        [sys.executable, "-m", "dsiem_sql", "serve", "--node", "bench", "--configs",
+        [tree.python, "-m", "dsiem_sql", "serve", "--node", "bench", "--configs",
          str(configs), "--msq", f"nats://127.0.0.1:{nats_port}", "--db", str(db), "--logs",
          str(db.parent / "logs"), "--metrics-port", str(metrics_port), "--max_queue", "0",
          "--max_delay", "0", *extra],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(db.parent / "serve.log").open("wb"),
+        cwd=tree.path, env={**os.environ, "PYTHONPATH": str(tree.path)},
+        stdout=subprocess.DEVNULL, stderr=(db.parent / "serve.log").open("wb"),
     )
     for _ in range(300):
         try:
@@ -105,7 +116,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(n_directives: int, n_events: int, intake: str = "core") -> dict:
+def run(n_directives: int, n_events: int, intake: str = "core",
+        mix: Mix = MIXES["spread"], tree: Tree | None = None) -> dict:
+    tree = tree or Tree("this", ROOT)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         configs = root / "configs"
@@ -113,18 +126,23 @@ def run(n_directives: int, n_events: int, intake: str = "core") -> dict:
         write_configs(configs, n_directives)
         events = root / "events.jsonl"
         # event time ends now, so that the service's wall clock expires nothing early
-        write_events(events, n_directives, n_events, t0=int(time.time()) - n_events // 200)
+        write_events(events, n_directives, n_events, t0=int(time.time()) - n_events // 200,
+                     mix=mix)
         nats_port, metrics_port = free_port(), free_port()
         url = f"nats://127.0.0.1:{nats_port}"
         nats_server = start_nats(nats_port, root / "jetstream" if intake == "jetstream" else None)
         time.sleep(0.3)
         serve = serve_process(configs, nats_port, metrics_port, root / "dsiem.db",
-                              "--intake", intake)
+                              "--intake", intake, tree=tree)
         try:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             publisher = subprocess.run(
                 [sys.executable, "-c", PUBLISHER, url, str(events)],
                 capture_output=True, text=True, check=True,
             )
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            publisher_cpu = (after.ru_utime + after.ru_stime
+                             - before.ru_utime - before.ru_stime)
             first_publish = float(publisher.stdout.split()[0])
             processed, last_change, done_at = -1.0, time.time(), None
             while time.time() - last_change < 15:
@@ -148,11 +166,11 @@ def run(n_directives: int, n_events: int, intake: str = "core") -> dict:
         alarms_file = root / "logs" / "siem_alarms.json"
         alarms = sum(1 for _ in alarms_file.open()) if alarms_file.exists() else 0
     return {
-        "intake": intake,
+        "tree": tree.name, "intake": intake,
         "directives": n_directives, "events": n_events, "seconds": end - first_publish,
         "eps": processed / (end - first_publish), "lost": n_events - int(processed),
         "received": int(received), "dropped": int(dropped), "rss": rss, "alarm_lines": alarms,
-        "serve_cpu": serve_cpu, "nats_cpu": nats_cpu,
+        "serve_cpu": serve_cpu, "nats_cpu": nats_cpu, "publisher_cpu": publisher_cpu,
     }
 
 
@@ -161,21 +179,63 @@ def main() -> None:
     p.add_argument("--events", type=int, default=200_000)
     p.add_argument("--directives", default="2,100,1000")
     p.add_argument("--intake", default="core", help="core, jetstream, or both: core,jetstream")
+    p.add_argument("--mix", default="spread", choices=sorted(MIXES), help="see bench_replay.py")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run everything this many times, in turn; the table shows medians")
+    p.add_argument("--trees", help="NAME=DIR,...: run the serve of each source tree in turn "
+                                   "(see bench_replay.py)")
     args = p.parse_args()
-    rows = [run(int(n), args.events, intake) for n in args.directives.split(",")
-            for intake in args.intake.split(",")]
-    print(f"{'intake':>9} {'directives':>10} {'events':>8} {'seconds':>8} {'events/s':>10} "
-          f"{'lost':>6} {'dropped':>8} {'peak RSS MB':>11} {'alarm lines':>11} "
-          f"{'serve CPU s':>11} {'NATS CPU s':>10}")
-    for r in rows:
-        print(f"{r['intake']:>9} {r['directives']:>10} {r['events']:>8} {r['seconds']:>8.2f} "
-              f"{r['eps']:>10,.0f} {r['lost']:>6} {r['dropped']:>8} {r['rss']:>11.0f} "
-              f"{r['alarm_lines']:>11} {r['serve_cpu']:>11.2f} {r['nats_cpu']:>10.2f}")
+    mix = MIXES[args.mix]
+    trees = parse_trees(args.trees)
+    cases = [(int(n), intake, t.name) for n in args.directives.split(",")
+             for intake in args.intake.split(",") for t in trees]
+    by_name = {t.name: t for t in trees}
+    runs: dict[tuple[int, str, str], list[dict]] = {case: [] for case in cases}
+    for _ in range(args.repeat):
+        for n, intake, name in cases:
+            runs[(n, intake, name)].append(run(n, args.events, intake, mix, by_name[name]))
+    print(f"mix {mix.name}: {mix.share:.0%} of the events match a directive, "
+          f"{mix.sources} sources a directive; medians of the complete runs")
+    print(f"{'tree':>8} {'intake':>9} {'directives':>10} {'runs':>5} {'seconds':>8} "
+          f"{'events/s':>10} {'vs core':>7} {'peak RSS MB':>11} {'alarm lines':>11} "
+          f"{'serve CPU s':>11} {'NATS CPU s':>10} {'pub CPU s':>9}")
+    for case in cases:
+        complete = [r for r in runs[case] if not r["lost"]]
+        if not complete:
+            print(f"{case[2]:>8} {case[1]:>9} {case[0]:>10} {0:>2}/{len(runs[case]):<2} "
+                  f"(every run lost events)")
+            continue
+        r = median_row(complete)
+        core = runs.get((case[0], "core", case[2])) if case[1] == "jetstream" else None
+        print(f"{r['tree']:>8} {r['intake']:>9} {r['directives']:>10} "
+              f"{len(complete):>2}/{len(runs[case]):<2} {r['seconds']:>8.2f} {r['eps']:>10,.0f} "
+              f"{share(runs[case], core):>7} {r['rss']:>11.0f} {r['alarm_lines']:>11} "
+              f"{r['serve_cpu']:>11.2f} {r['nats_cpu']:>10.2f} {r['publisher_cpu']:>9.2f}")
     print("events/s: from the first publish until serve committed the last event "
           "(persistence on, max_queue 0).")
-    print("CPU s: the serve and nats-server processes' CPU time (start-up included); the "
-          "machine's cores also run the publisher.")
-    print(json.dumps(rows))
+    print("runs: those in which serve processed every event, of all; a run in which events "
+          "never arrived (NATS dropped them: a slow consumer on a loaded machine) is left out.")
+    print("vs core: JetStream's events/s divided by core's of the same round and tree, median "
+          "over the rounds in which both were complete.")
+    print("CPU s: the serve, nats-server and publisher processes' CPU time (start-up included); "
+          "they share the machine's cores.")
+    print(json.dumps([r for case in cases for r in runs[case]]))
+
+
+def median_row(runs: list[dict]) -> dict:
+    """The first run, with the median of each measured value over `runs`."""
+    row = dict(runs[0])
+    for key in ("seconds", "eps", "rss", "serve_cpu", "nats_cpu", "publisher_cpu"):
+        row[key] = statistics.median(r[key] for r in runs)
+    return row
+
+
+def share(runs: list[dict], core: list[dict] | None) -> str:
+    if not core:
+        return "-"
+    shares = [j["eps"] / c["eps"] for j, c in zip(runs, core, strict=True)
+              if not j["lost"] and not c["lost"]]
+    return f"{statistics.median(shares):.0%}" if shares else "-"
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ class FileIntake:
         for text in self.lines:
             line += 1
             offset += len(text)
-            if text.strip():
+            if text and not text.isspace():
                 items.append(Item(text, None, line))
                 if len(items) == limit:
                     break

@@ -18,24 +18,34 @@ def to_json_line(obj: Any) -> str:
     return orjson.dumps(obj).decode()
 
 
-def resolve_references(rule: Rule, stages: list[Stage]) -> Rule:
-    """Replace each reference whose stage has a first event by that event's value."""
-    changes = {}
+def reference_values(rule: Rule, stages: list[Stage]) -> dict[str, str]:
+    """The value of each reference of `rule` whose stage has a first event, by attribute."""
+    values = {}
     for attr, n in rule.references:
         first = stages[n - 1].first_event if n <= len(stages) else None
         if first is not None:
-            changes[attr] = first.text(attr)
-    return rule.replace(**changes)
+            values[attr] = first.text(attr)
+    return values
+
+
+def resolve_references(rule: Rule, stages: list[Stage]) -> Rule:
+    """Replace each reference whose stage has a first event by that event's value."""
+    return rule.replace(**reference_values(rule, stages))
+
+
+_CUSTOM_KEYS = tuple(f"custom_{kind}{n}" for n in (1, 2, 3) for kind in ("data", "label"))
 
 
 def rule_object(stage: Stage, stages: list[Stage]) -> dict[str, Any]:
-    r = stage.rule if stage.resolved else resolve_references(stage.rule, stages)
+    r = stage.rule
+    # a stage not opened yet shows the values its references have so far (no Rule is made)
+    value = (reference_values(r, stages) if r.references and not stage.resolved else {}).get
     obj: dict[str, Any] = {
         "name": r.name,
         "stage": r.stage,
         "occurrence": r.occurrence,
-        "from": r.from_,
-        "to": r.to,
+        "from": value("from_", r.from_),
+        "to": value("to", r.to),
         "plugin_id": r.plugin_id,
     }
     if r.plugin_sid:
@@ -48,9 +58,9 @@ def rule_object(stage: Stage, stages: list[Stage]) -> dict[str, Any]:
         obj["subcategory"] = list(r.subcategory)
     obj.update(
         type=r.type,
-        port_from=r.port_from,
-        port_to=r.port_to,
-        protocol=r.protocol,
+        port_from=value("port_from", r.port_from),
+        port_to=value("port_to", r.port_to),
+        protocol=value("protocol", r.protocol),
         reliability=r.reliability,
         timeout=r.timeout,
     )
@@ -62,11 +72,10 @@ def rule_object(stage: Stage, stages: list[Stage]) -> dict[str, Any]:
         obj["status"] = stage.status
     if r.sticky_different:
         obj["sticky_different"] = r.sticky_different
-    for n in (1, 2, 3):
-        for key in (f"custom_data{n}", f"custom_label{n}"):
-            value = getattr(r, key)
-            if value:
-                obj[key] = value
+    for key in _CUSTOM_KEYS:
+        text = value(key, getattr(r, key))
+        if text:
+            obj[key] = text
     return obj
 
 

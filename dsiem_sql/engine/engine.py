@@ -432,24 +432,26 @@ class Engine:
 
     def _append(self, b: Backlog, stage: Stage, e: Event, ch: Changes) -> None:
         # one record per (backlog, stage, event id), the key of the store's `stage_events`
-        if e.event_id not in stage.event_ids:
+        event_id = e.event_id
+        if event_id not in stage.event_ids:
             if stage.event_ids is NO_VALUES:
                 stage.event_ids = {}
-            stage.event_ids[e.event_id] = None
-            ch.links.append(EventLink(b.id, stage.number, e.event_id, e.ts, e.src_ip,
+            stage.event_ids[event_id] = None
+            ch.links.append(EventLink(b.id, stage.rule.stage, event_id, e.ts, e.src_ip,
                                       e.dst_ip, e.src_port, e.dst_port))
-        if e.event_id not in b.event_ids:
-            b.event_ids.add(e.event_id)
-            b.directive.backlogs.hold(e.event_id)
+        if event_id not in b.event_ids:
+            b.event_ids.add(event_id)
+            b.directive.backlogs.hold(event_id)
         _add_ip(b.src_ips, e.src_ip)
         _add_ip(b.dst_ips, e.dst_ip)
-        for label, content in (
-            (e.custom_label1, e.custom_data1),
-            (e.custom_label2, e.custom_data2),
-            (e.custom_label3, e.custom_data3),
-        ):
-            if content:
-                b.custom_data[(label, content)] = None
+        if e.custom_data1 or e.custom_data2 or e.custom_data3:
+            for label, content in (
+                (e.custom_label1, e.custom_data1),
+                (e.custom_label2, e.custom_data2),
+                (e.custom_label3, e.custom_data3),
+            ):
+                if content:
+                    b.custom_data[(label, content)] = None
         if e.src_port:
             b.last_srcport = e.src_port
             b.src_sockets[_socket(e.src_ip, e.src_port)] = None

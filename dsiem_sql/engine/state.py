@@ -129,7 +129,8 @@ class Backlog:
     def previous_end(self) -> int:
         """Latest end time of the stages before the current one (docs/behaviour.md,
         "Out-of-order events")."""
-        return max((s.end_time for s in self.stages[: self.current_stage - 1]), default=0)
+        previous = self.stages[: self.current_stage - 1]
+        return max([s.end_time for s in previous]) if previous else 0
 
     def ips(self) -> chain[str]:
         return chain(self.src_ips, self.dst_ips)

@@ -39,6 +39,9 @@ class EventClock:
         return False
 
 
+WRITE_BEHIND = 4  # see Correlator.due
+
+
 @dataclass(frozen=True)
 class Batching:
     """Commit when `interval_ms` has passed since the last commit, or after `changes`."""
@@ -119,20 +122,31 @@ class Correlator:
         """Something waits to be committed: changes, or lookup results."""
         return bool(self.pending) or bool(self.lookups and self.lookups.done)
 
+    @property
+    def writing(self) -> bool:
+        """A write is under way."""
+        return self._writing is not None and not self._writing.done()
+
     def due(self, empty: bool = False) -> bool:
         """The commit policy: something waits (or `empty`, to record the input position
         reached), and the interval has passed since the last commit or enough changes piled
-        up."""
+        up. While the previous write is under way, the batch grows instead (up to
+        `WRITE_BEHIND` times the changes), rather than the engine waiting for that write."""
         if not (empty or self.waiting):
             return False
         size = len(self.pending.links) + len(self.pending.backlogs)
+        if self.writing:
+            return size >= WRITE_BEHIND * self.batching.changes
         return (size >= self.batching.changes
                 or self.monotonic() - self.last_commit >= self.batching.interval_ms / 1000)
 
     def seconds_to_due(self, idle: float) -> float:
         """How long the caller may wait for events before the next commit is due; `idle`
-        when nothing waits (then lookups in flight are looked at again within an interval)."""
+        when nothing waits (then lookups in flight are looked at again within an interval),
+        or while a write is under way (its end wakes the caller: `on_commit`)."""
         interval = self.batching.interval_ms / 1000
+        if self.writing:
+            return idle
         if self.waiting:
             return max(0.0, self.last_commit + interval - self.monotonic())
         return min(idle, interval) if self.lookups and self.lookups.pending else idle

@@ -102,8 +102,7 @@ class Worker:
             # at least once a second: rate-limited warnings, health
             await intake.wait(min(next_expiry - now, correlator.seconds_to_due(1.0)))
             started = time.perf_counter()
-            for item in await intake.take(TAKE):
-                self._correlate(item)
+            self._correlate(await intake.take(TAKE))
             self.counters.proc_seconds += time.perf_counter() - started
             if self.reloader is not None:
                 self.reloader.take_pending()  # a reloaded config, between two events
@@ -128,30 +127,36 @@ class Worker:
             self.invalid_log.flush()
             await asyncio.sleep(0)  # let the intake's source hand over more events
 
-    def _correlate(self, item: Item) -> None:
-        if item.time is not None and self._clock is not None and self._clock.advance(item.time):
-            self.correlator.expire()
-        event = self._decode(item)
-        if event is None:
-            return
-        if self.correlator.feed(event) and self.overload is not None and self._late(event):
-            self.overload.signal()
-        self.counters.processed += 1
+    def _correlate(self, items: list[Item]) -> None:
+        """Decode and correlate each event, in order: the loop that every event goes through,
+        in one call per batch."""
+        correlator, clock, overload = self.correlator, self._clock, self.overload
+        feed = correlator.feed
+        processed = 0
+        for item in items:
+            if item.time is not None and clock is not None and clock.advance(item.time):
+                correlator.expire()
+            payload = item.payload
+            try:
+                if len(payload) > MAX_EVENT_BYTES:
+                    raise InvalidEvent(f"event of {len(payload)} bytes is larger than the "
+                                       f"limit of {MAX_EVENT_BYTES}")
+                event = decode_event(payload)
+            except InvalidEvent as exc:
+                self._invalid(item, exc)
+                continue
+            if feed(event) and overload is not None and self._late(event):
+                overload.signal()
+            processed += 1
+        self.counters.processed += processed
 
-    def _decode(self, item: Item) -> Event | None:
-        try:
-            if len(item.payload) > MAX_EVENT_BYTES:
-                raise InvalidEvent(f"event of {len(item.payload)} bytes is larger than the "
-                                   f"limit of {MAX_EVENT_BYTES}")
-            return decode_event(item.payload)
-        except InvalidEvent as exc:
-            self.counters.invalid += 1
-            if self.intake.label:
-                self.invalid_log.warning("%s %d: %s, skipping it", self.intake.label,
-                                         item.position, exc)
-            else:
-                self.invalid_log.warning("%s, skipping it", exc)
-            return None
+    def _invalid(self, item: Item, exc: InvalidEvent) -> None:
+        self.counters.invalid += 1
+        if self.intake.label:
+            self.invalid_log.warning("%s %d: %s, skipping it", self.intake.label,
+                                     item.position, exc)
+        else:
+            self.invalid_log.warning("%s, skipping it", exc)
 
     def _late(self, event: Event) -> bool:
         """Older than --max_delay when a backlog took it (docs/behaviour.md, "Overload signal")."""
@@ -170,5 +175,6 @@ class Worker:
     def _written(self, seconds: float, changes: Changes, progress: Progress | None) -> None:
         self.counters.alarm_lines += len(changes.alarms)
         self.intake.committed(progress)
+        self.intake.wake()  # the next commit may be due
         if self.on_commit is not None:
             self.on_commit(seconds)

@@ -92,10 +92,13 @@ class Appender:
 
     def number(self, changes: Changes) -> list[Line]:
         """The output records of `changes` as outbox lines, in the order they were produced."""
-        lines = [(ALARM_EVENTS, render_link(link)) for link in changes.links]
-        lines.extend((ALARMS, line) for line in changes.alarms)
-        first, self.next_seq = self.next_seq, self.next_seq + len(lines)
-        return [(first + i, file, line) for i, (file, line) in enumerate(lines)]
+        seq = self.next_seq
+        lines = [(seq + i, ALARM_EVENTS, render_link(link))
+                 for i, link in enumerate(changes.links)]
+        seq += len(lines)
+        lines.extend((seq + i, ALARMS, line) for i, line in enumerate(changes.alarms))
+        self.next_seq = seq + len(changes.alarms)
+        return lines
 
     def append(self, lines: list[Line]) -> None:
         """Append `lines` to their files. Safe to call again after it failed part-way: what

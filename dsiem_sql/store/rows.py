@@ -89,8 +89,10 @@ def opened(s: Stage) -> bool:
 
 
 def stage_mark(s: Stage) -> tuple:
-    """Changes whenever a stage's row would: its lists only ever grow."""
-    return (s.resolved, len(s.event_ids), len(s.sticky), s.status, s.start_time, s.end_time,
+    """Changes whenever a stage's row would (its sticky values only ever grow). The stage's
+    event ids are not in its row (they are `stage_events` rows): an event that only adds
+    one leaves the row as it was."""
+    return (s.resolved, len(s.sticky), s.status, s.start_time, s.end_time,
             s.first_event is None, id(s.rule))
 
 

@@ -19,6 +19,7 @@ import orjson
 
 from dsiem_sql.config.models import DirectiveConfig
 from dsiem_sql.engine import Backlog, Changes
+from dsiem_sql.engine.state import LIVE
 from dsiem_sql.engine.suppressions import Suppression
 from dsiem_sql.store import rows, suppressions
 from dsiem_sql.store.database import Sync, WriterLock, upgrade
@@ -237,22 +238,25 @@ class Store:
         lines = self.out.number(changes) if self.out is not None else []
         backlogs, stages, enrichments = [], [], []
         versions: dict[str, tuple] = {}
+        marks, stored = self._stage_marks, self._stored
         for b in changes.backlogs.values():
             sha = self._sha_of(b.definition)
             backlogs.append((*rows.backlog_row(b), sha))
-            if sha not in self._stored and sha not in versions:
+            if sha not in stored and sha not in versions:
                 versions[sha] = (b.definition.id, sha, rows.definition_json(b.definition))
-            enrichments.extend(rows.enrichment_rows(b))
+            if b.intel_hits or b.vulnerabilities:
+                enrichments.extend(rows.enrichment_rows(b))
+            live = b.state == LIVE
             for stage in b.stages:
                 if not rows.opened(stage):
                     continue
-                key, mark = (b.id, stage.number), rows.stage_mark(stage)
-                if self._stage_marks.get(key) != mark:
+                key, mark = (b.id, stage.rule.stage), rows.stage_mark(stage)
+                if marks.get(key) != mark:
                     stages.append(rows.stage_row(b, stage))
-                    if b.state == "live":
-                        self._stage_marks[key] = mark
-                if b.state != "live":
-                    self._stage_marks.pop(key, None)
+                    if live:
+                        marks[key] = mark
+                if not live:
+                    marks.pop(key, None)
         tables: dict[str, list] = {
             "versions": list(versions.values()), "backlogs": backlogs,
             "enrichments": enrichments, "stages": stages, "links": changes.links,

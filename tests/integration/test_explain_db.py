@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 from kit import T0, cli, directive, event, ok, replay, rule
 
-from dsiem_sql.store.database import alembic_config, current_revision, sync_engine
+from dsiem_sql.store.database import (
+    HEAD_REVISION,
+    alembic_config,
+    current_revision,
+    sync_engine,
+)
 
 
 def write_configs(configs: Path) -> Path:
@@ -189,8 +194,8 @@ def test_links_of_a_database_older_than_revision_0004_are_not_recorded(replayed,
     for step in ("as it is", "upgraded"):
         if step == "upgraded":
             ok(cli("db", "upgrade", "--db", db))
-            assert current_revision(db) == "0004"
-        r = explain("--db", db, ids["finished"], "--configs", configs)
+            assert current_revision(db) == HEAD_REVISION
+        r = explain("--db", db, "--configs", configs, "--", ids["finished"])
         details = r["stages"][1]["event_details"]
         assert [e["event_id"] for e in details] == ["f2", "f3"], step
         assert {(e["time"], e["src_ip"], e["src_port"]) for e in details} == {
