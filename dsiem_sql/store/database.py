@@ -173,7 +173,8 @@ def create(path: Path, sync: Sync = "normal") -> None:
 
     assert REVISION == HEAD_REVISION, "run scripts/schema-at-head"
     try:
-        con = sqlite3.connect(path, isolation_level=None)
+        # absolute: SQLite may read a relative name that starts with "file:" as a URI
+        con = sqlite3.connect(Path(path).resolve(), isolation_level=None)
         try:
             for pragma in pragmas(sync):
                 con.execute(pragma)
