@@ -76,7 +76,8 @@ class SlowHeaders:
         return self
 
     def __exit__(self, *exc) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(30)
+        # 1,100 connections to close: slow on a loaded machine (the tests run in parallel)
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(180)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
