@@ -101,7 +101,9 @@ def describe_decode_error(exc: ValidationError, raw: Any) -> str:
     if kind == "missing":
         message, loc = f"missing field `{field}`", loc[:-1]
     elif kind == "literal_error" and field == "type":
-        message = f"invalid rule type {_json_kind(value)}, expected PluginRule or TaxonomyRule"
+        message = (f"invalid rule type {_json_kind(value)}, expected PluginRule or "
+                   "TaxonomyRule (or, with dsiem-sql's extensions, ExtendedPluginRule or "
+                   "ExtendedTaxonomyRule)")
     elif kind in ("greater_than_equal", "less_than_equal") and isinstance(value, int):
         message = f"invalid value: integer `{value}`, expected {_rust_int(field)}"
     elif kind == "int_type":

@@ -22,7 +22,7 @@ class RuleConfig(BaseModel):
 
     name: str
     stage: U8
-    type: Literal["PluginRule", "TaxonomyRule"]
+    type: Literal["PluginRule", "TaxonomyRule", "ExtendedPluginRule", "ExtendedTaxonomyRule"]
     occurrence: U64
     from_: str = Field(alias="from")
     to: str
@@ -43,6 +43,8 @@ class RuleConfig(BaseModel):
     custom_label1: str = ""
     custom_label2: str = ""
     custom_label3: str = ""
+    # an extension (config/extensions.py); left out of the JSON of a rule that does not use it
+    absent: bool = Field(default=False, exclude_if=lambda absent: not absent)
 
 
 class DirectiveConfig(BaseModel):

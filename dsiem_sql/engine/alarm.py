@@ -24,7 +24,7 @@ def reference_values(rule: Rule, stages: list[Stage]) -> dict[str, str]:
     for attr, n in rule.references:
         first = stages[n - 1].first_event if n <= len(stages) else None
         if first is not None:
-            values[attr] = first.text(attr)
+            values[attr] = first.text(rule.source(attr))
     return values
 
 
@@ -72,6 +72,8 @@ def rule_object(stage: Stage, stages: list[Stage]) -> dict[str, Any]:
         obj["status"] = stage.status
     if r.sticky_different:
         obj["sticky_different"] = r.sticky_different
+    if r.absent:
+        obj["absent"] = True
     for key in _CUSTOM_KEYS:
         text = value(key, getattr(r, key))
         if text:

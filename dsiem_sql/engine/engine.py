@@ -21,7 +21,7 @@ from dsiem_sql.config.loader import Config
 from dsiem_sql.engine.alarm import render_alarm, resolve_references
 from dsiem_sql.engine.event import Event
 from dsiem_sql.engine.index import DirectiveIndex
-from dsiem_sql.engine.rules import STICKY_VALUE, FirstEvent, Rule
+from dsiem_sql.engine.rules import FirstEvent, Rule
 from dsiem_sql.engine.state import (
     EXPIRED,
     FINISHED,
@@ -199,12 +199,15 @@ class Engine:
             self.suppressions.expire(self.clock())
         if self._drained:
             self._drop_drained()
-        limit = self._expiry_limit()
+        now = self.clock()
         heap = self._deadlines
-        while heap and heap[0][0] < limit:
-            deadline, _, _, b = heapq.heappop(heap)
-            if b.state == LIVE and b.deadline == deadline:
-                self._expire(b, changes)
+        while heap and heap[0][0] < now:
+            due, _, _, b = heapq.heappop(heap)
+            if b.state == LIVE and self._due(b) == due:
+                if b.current.rule.absent:
+                    self._complete_absence(b, changes)
+                else:
+                    self._expire(b, changes)
         return changes
 
     def enrich(
@@ -350,6 +353,11 @@ class Engine:
         """Offer `e` to backlog `b`; True when the backlog consumes it, as in Go Dsiem
         (docs/behaviour.md, "Consumed events")."""
         cur = b.current
+        while cur.rule.absent and b.deadline < self.clock():
+            self._complete_absence(b, ch)  # the sweep has not come to it yet
+            if b.state != LIVE:
+                return False
+            cur = b.current
         if not cur.rule.matches(e, self.assets, *self._match_args):
             if b.definition.all_rules_always_active:
                 for stage in b.stages[: b.current_stage - 1]:
@@ -359,12 +367,16 @@ class Engine:
                         self._update_alarm(b, ch)
                         return True
             return False
-        sticky = cur.rule.sticky_different
-        if sticky and STICKY_VALUE[sticky](e) in cur.sticky:
-            log.debug("backlog can't find new unique value in stickydiff field %s", sticky)
+        sticky = cur.rule.sticky_key
+        if sticky and sticky(e) in cur.sticky:
+            log.debug("backlog can't find new unique value in stickydiff field %s",
+                      cur.rule.sticky_different)
             return True
         if e.ts < b.previous_end:
             log.warning("discarded out of order event %s in backlog %s", shown(e.event_id), b.id)
+            return True
+        if cur.rule.absent:
+            self._break_absence(b, cur, e, ch)
             return True
         self._record_sticky(cur, e)
         self._accept(b, cur, e, ch)
@@ -399,8 +411,11 @@ class Engine:
         log.info("new backlog created: directive %d backlog %s", d.id, b.id)
         self._record_sticky(stages[0], e)
         self._accept(b, stages[0], e, ch)
-        if b.state == LIVE and b.deadline < self._expiry_limit():
-            self._expire(b, ch)
+        while b.state == LIVE and self._due(b) < self.clock():
+            if b.current.rule.absent:
+                self._complete_absence(b, ch)
+            else:
+                self._expire(b, ch)
         return b
 
     def _accept(self, b: Backlog, cur: Stage, e: Event, ch: Changes) -> None:
@@ -410,8 +425,13 @@ class Engine:
             cur.first_event = FirstEvent.of(e)
         if len(cur.event_ids) < cur.rule.occurrence:
             return
+        self._finish_stage(b, cur, e.ts, ch)
+
+    def _finish_stage(self, b: Backlog, cur: Stage, at: int, ch: Changes) -> None:
+        """`cur` is complete at time `at`: the backlog moves on to its next stage, or
+        finishes after its last."""
         cur.status = "finished"
-        cur.end_time = e.ts
+        cur.end_time = at
         self._update_risk(b, cur.rule.reliability)
         if b.current_stage == b.highest_stage:
             self._update_alarm(b, ch, lookups=True)
@@ -421,7 +441,7 @@ class Engine:
             return
         b.current_stage += 1
         nxt = b.current
-        nxt.start_time = e.ts
+        nxt.start_time = at
         if not nxt.resolved:
             nxt.rule = resolve_references(nxt.rule, b.stages)
             nxt.resolved = True
@@ -461,11 +481,32 @@ class Engine:
         b.update_time = self.clock()
         ch.touch(b)
 
+    def _complete_absence(self, b: Backlog, ch: Changes) -> None:
+        """No matching event came to the absence stage by its deadline: the stage is
+        complete at its deadline (docs/extensions.md, "Absence stages")."""
+        log.info("no event came to absence stage %d of backlog %s by its deadline",
+                 b.current_stage, b.id)
+        b.update_time = self.clock()
+        ch.touch(b)
+        self._finish_stage(b, b.current, b.deadline, ch)
+
+    def _break_absence(self, b: Backlog, cur: Stage, e: Event, ch: Changes) -> None:
+        """A matching event came to the absence stage in time: the backlog ends, as one that
+        expired (docs/extensions.md, "Absence stages")."""
+        cur.status = "cancelled"
+        cur.end_time = e.ts
+        b.update_time = self.clock()
+        self._update_alarm(b, ch)
+        self._close(b, EXPIRED, ch)
+        self.stats.expired += 1
+        log.info("event %s came to absence stage %d, ending backlog %s", shown(e.event_id),
+                 b.current_stage, b.id)
+
     def _record_sticky(self, stage: Stage, e: Event) -> None:
-        if stage.rule.sticky_different:
+        if stage.rule.sticky_key:
             if stage.sticky is NO_VALUES:
                 stage.sticky = {}
-            stage.sticky[STICKY_VALUE[stage.rule.sticky_different](e)] = None
+            stage.sticky[stage.rule.sticky_key(e)] = None
 
     def _update_risk(self, b: Backlog, reliability: int) -> None:
         value = max((self.assets.value(ip) for ip in b.ips()), default=0)
@@ -500,8 +541,16 @@ class Engine:
         self.stats.expired += 1
         log.info("backlog expired, setting last stage status to timeout and deleting it: %s", b.id)
 
+    def _due(self, b: Backlog) -> int:
+        """The clock time after which the expiry sweep takes the backlog: its deadline, plus
+        the minimum alarm lifetime unless its current stage is an absence stage, which
+        completes at its deadline."""
+        if b.current.rule.absent:
+            return b.deadline
+        return b.deadline + self.options.min_alarm_lifetime * 60
+
     def _watch_deadline(self, b: Backlog) -> None:
-        heapq.heappush(self._deadlines, (b.deadline, b.seq, next(self._pushes), b))
+        heapq.heappush(self._deadlines, (self._due(b), b.seq, next(self._pushes), b))
 
     def _close(self, b: Backlog, state: str, ch: Changes) -> None:
         b.state = state
@@ -514,9 +563,6 @@ class Engine:
         ch.touch(b)
 
     # -- helpers --------------------------------------------------------------------------
-
-    def _expiry_limit(self) -> int:
-        return self.clock() - self.options.min_alarm_lifetime * 60
 
     def _title(self, name: str, e: Event) -> str:
         """Substitute SRC_IP / DST_IP with the host asset name or the address
@@ -566,8 +612,9 @@ def resolve_chained(rules: list[Rule], e: Event) -> list[Rule]:
         for attr, n in rule.references:
             if attr == "protocol":
                 continue
-            text = getattr(resolved[n - 1], attr)
+            source = rule.source(attr)
+            text = getattr(resolved[n - 1], source)
             keywords = ADDRESS_KEYWORDS if attr in ("from_", "to") else ("ANY",)
-            changes[attr] = FirstEvent.of(e).text(attr) if text in keywords else text
+            changes[attr] = FirstEvent.of(e).text(source) if text in keywords else text
         resolved.append(rule.replace(**changes))
     return resolved

@@ -265,13 +265,13 @@ def explain_event(
         resolved = resolve_chained(rules, e)
     else:
         first = FirstEvent.of(e)
-        resolved = [r.replace(**{attr: first.text(attr) for attr, _ in r.references})
+        resolved = [r.replace(**{attr: first.text(r.source(attr)) for attr, _ in r.references})
                     for r in rules]
     whitelisted = whitelisting_asset(e, assets)
     found = []
     for rule, effective in zip(rules, resolved, strict=True):
         notes = [_reference_note(attr, n, getattr(rule, attr), getattr(effective, attr),
-                                 rule_mode)
+                                 rule_mode, rule.source(attr))
                  for attr, n in rule.references
                  if getattr(rule, attr) != getattr(effective, attr)]
         if whitelisted is not None:
@@ -281,21 +281,25 @@ def explain_event(
         else:
             match = explain_rule(effective, e, assets, options.match_protocol,
                                  options.taxonomy_custom_data)
+            if rule.absent and match.matches:
+                notes.append(f"stage {rule.stage} is an absence stage: this event, coming "
+                             "while the stage waits, ends the backlog")
             match = RuleMatch(match.matches, match.field, match.reason,
                               (*notes, *match.notes))
         found.append(StageMatch(rule.stage, rule.name, match))
     return whitelisted, found
 
 
-def _reference_note(attr: str, n: int, written: str, effective: str, rule_mode: bool) -> str:
+def _reference_note(attr: str, n: int, written: str, effective: str, rule_mode: bool,
+                    source: str) -> str:
     """What a reference became for a lone event (see `explain_event`)."""
     name = field_name(attr)
     shown = quoted(effective) if attr.startswith("custom") or attr == "protocol" else effective
     if rule_mode:
         return (f"{name} is {written}: {shown} when this event opens the backlog "
-                f"(--reference-mode rule copies rule {n}'s {name})")
-    return (f"{name} is {written}, stage {n}'s {REFERENCE_TARGETS[attr]}: for a lone event, "
-            f"its own: {shown}")
+                f"(--reference-mode rule copies rule {n}'s {field_name(source)})")
+    return (f"{name} is {written}, stage {n}'s {REFERENCE_TARGETS[source]}: for a lone "
+            f"event, its own: {shown}")
 
 
 # -- a rule in words --------------------------------------------------------------------------
@@ -339,10 +343,16 @@ def describe_rule(rule: Rule, shown: dict[str, str] | None = None, counts: bool 
                 if unchecked_custom else ""))
     if not counts:
         return "; ".join(parts)
+    if rule.absent:
+        parts.append(f"absence: no such event within {rule.timeout} s (one ends the backlog)")
+        parts.append(f"reliability {rule.reliability}")
+        return "; ".join(parts)
     count = f"{rule.occurrence} event{'' if rule.occurrence == 1 else 's'}"
     if rule.stage > 1:
         count += f" within {rule.timeout} s"
-    if rule.sticky_different:
+    if "," in rule.sticky_different:
+        count += f", each with a different combination of {rule.sticky_different}"
+    elif rule.sticky_different:
         count += f", each with a different {rule.sticky_different}"
     parts.append(count)
     parts.append(f"reliability {rule.reliability}")

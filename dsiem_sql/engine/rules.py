@@ -12,6 +12,7 @@ from typing import Any, NamedTuple, get_args, get_origin
 from pydantic.fields import FieldInfo
 
 from dsiem_sql.config.assets import Assets
+from dsiem_sql.config.extensions import PLUGIN_TYPES, cross_reference, sticky_fields
 from dsiem_sql.config.models import RuleConfig
 from dsiem_sql.config.validate import REFERENCE_LIKE
 from dsiem_sql.engine.event import Event
@@ -36,16 +37,35 @@ REFERENCE_TARGETS = {
     "custom_data3": "custom_data3",
 }
 
-STICKY_VALUE = {
-    "PLUGIN_SID": attrgetter("plugin_sid"),
-    "SRC_IP": attrgetter("src_ip"),
-    "DST_IP": attrgetter("dst_ip"),
-    "SRC_PORT": attrgetter("src_port"),
-    "DST_PORT": attrgetter("dst_port"),
-    "CUSTOM_DATA1": attrgetter("custom_data1"),
-    "CUSTOM_DATA2": attrgetter("custom_data2"),
-    "CUSTOM_DATA3": attrgetter("custom_data3"),
+# sticky_different field -> the event attribute it names
+STICKY_ATTRIBUTES = {
+    "PLUGIN_SID": "plugin_sid",
+    "SRC_IP": "src_ip",
+    "DST_IP": "dst_ip",
+    "SRC_PORT": "src_port",
+    "DST_PORT": "dst_port",
+    "CUSTOM_DATA1": "custom_data1",
+    "CUSTOM_DATA2": "custom_data2",
+    "CUSTOM_DATA3": "custom_data3",
 }
+
+STICKY_VALUE = {name: attrgetter(attr) for name, attr in STICKY_ATTRIBUTES.items()}
+
+
+def _no_value(e: Event) -> None:
+    return None
+
+
+def sticky_key(value: str) -> Callable[[Event], Any] | None:
+    """The value a stage keeps distinct for `sticky_different`: the field's, or the tuple of
+    the fields' values for several (docs/extensions.md). A field validation does not know
+    records no value (every event after the first is then a repeat)."""
+    fields = sticky_fields(value)
+    if not fields:
+        return None
+    if any(f not in STICKY_ATTRIBUTES for f in fields):
+        return _no_value
+    return attrgetter(*(STICKY_ATTRIBUTES[f] for f in fields))
 
 
 class FirstEvent(NamedTuple):
@@ -79,9 +99,19 @@ class FirstEvent(NamedTuple):
 
 def reference_of(rule_attr: str, value: str) -> int | None:
     """The stage number a field refers to, or None when it holds a literal."""
+    cross = cross_reference(value)
+    if cross is not None:
+        return cross[0]
     if rule_attr in ("from_", "to", "port_from", "port_to"):
         return int(value[1:]) if value.startswith(":") else None
     return int(value[1:]) if REFERENCE_LIKE.match(value) else None
+
+
+def reference_source(rule_attr: str, value: str) -> str:
+    """The field of the referenced stage that a reference reads: the same field, or another
+    one for `:N.field` (docs/extensions.md)."""
+    cross = cross_reference(value)
+    return rule_attr if cross is None else cross[1]
 
 
 _CONDITIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
@@ -134,10 +164,14 @@ class Rule(RuleFields):
     protocol_cond: TextCond | None = field(init=False, repr=False)
     custom_conds: tuple[tuple[str, TextCond], ...] = field(init=False, repr=False)
     references: tuple[tuple[str, int], ...] = field(init=False, repr=False)
+    # the references to another field, (attribute, the field of the stage it reads)
+    crossed: tuple[tuple[str, str], ...] = field(init=False, repr=False)
+    sticky_key: Callable[[Event], Any] | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.is_plugin = self.type == "PluginRule"
+        self.is_plugin = self.type in PLUGIN_TYPES
         self.sids = frozenset(self.plugin_sid)
+        self.sticky_key = sticky_key(self.sticky_different)
         for attr, (cond, compile_) in _CONDITIONS.items():
             setattr(self, cond, compile_(getattr(self, attr)))
         self._compile_custom_data()
@@ -147,6 +181,8 @@ class Rule(RuleFields):
             if n is not None:
                 refs.append((attr, n))
         self.references = tuple(refs)
+        self.crossed = tuple((attr, source) for attr, _ in refs
+                             if (source := reference_source(attr, getattr(self, attr))) != attr)
         if any(attr == "protocol" for attr, _ in refs):
             # matched once resolved; left unresolved (rule mode) it stands for no value
             self.protocol_cond = None
@@ -175,7 +211,16 @@ class Rule(RuleFields):
         if not changes.keys().isdisjoint(_CUSTOM_DATA):
             new._compile_custom_data()
         new.references = tuple((a, n) for a, n in self.references if a not in changes)
+        if self.crossed:
+            new.crossed = tuple((a, f) for a, f in self.crossed if a not in changes)
         return new
+
+    def source(self, attr: str) -> str:
+        """The field of the referenced stage that the reference in `attr` reads."""
+        for a, source in self.crossed:
+            if a == attr:
+                return source
+        return attr
 
     @classmethod
     def from_config(cls, c: RuleConfig) -> Rule:

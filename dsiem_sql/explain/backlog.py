@@ -30,8 +30,8 @@ from dsiem_sql.store.explain import (
 )
 from dsiem_sql.store.rows import rule_from_json, rule_json
 
-FINISHED, TIMEOUT, ACTIVE, PENDING, NOT_REACHED = (
-    "finished", "timeout", "active", "pending", "not_reached")
+FINISHED, TIMEOUT, CANCELLED, ACTIVE, PENDING, NOT_REACHED = (
+    "finished", "timeout", "cancelled", "active", "pending", "not_reached")
 
 
 def explain_backlog(
@@ -169,12 +169,12 @@ def _effective(stored: StoredBacklog, rule: Rule) -> Rule:
     for attr, n in rule.references:
         first = stored.stages.get(n)
         if first is not None and first.first_event is not None:
-            changes[attr] = FirstEvent(*first.first_event).text(attr)
+            changes[attr] = FirstEvent(*first.first_event).text(rule.source(attr))
     return rule.replace(**changes)
 
 
 def _status(b: dict[str, Any], number: int, stored_status: str) -> str:
-    if stored_status in (FINISHED, TIMEOUT):
+    if stored_status in (FINISHED, TIMEOUT, CANCELLED):
         return stored_status
     if number == b["current_stage"] and b["state"] == "live":
         return ACTIVE
@@ -229,7 +229,8 @@ def rule_words(written: Rule, rule: Rule, stored: StoredBacklog, options: Engine
         elif stored.stages.get(n) is not None and stored.stages[n].first_event is not None:
             shown[attr] = f"{was} (left as written: --reference-mode rule)"
         else:
-            shown[attr] = f"{was} (stage {n}'s {REFERENCE_TARGETS[attr]}, not known yet)"
+            shown[attr] = (f"{was} (stage {n}'s {REFERENCE_TARGETS[written.source(attr)]}, "
+                           "not known yet)")
     return describe_rule(rule, shown, counts, options)
 
 
@@ -327,6 +328,11 @@ def _waiting(stored: StoredBacklog, definition: DirectiveConfig, rules: list[Rul
     needs = max(rule.occurrence, 1) - stage["taken"]
     what = (f"stage {k} ({quoted(rule.name)}): {plural(needs, 'more event')} "
             f"({stage['progress']} taken) that match: {stage['match_text']}")
+    if rule.absent:
+        needs = 0
+        what = (f"stage {k} ({quoted(rule.name)}), an absence stage: no event that matches "
+                f"{stage['match_text']}; one that comes by the deadline ends the backlog, "
+                "and at the deadline the stage is complete")
     conditions = []
     if rule.sticky_different:
         seen = ", ".join(str(v) for v in stage["sticky"])
@@ -343,6 +349,8 @@ def _waiting(stored: StoredBacklog, definition: DirectiveConfig, rules: list[Rul
     waiting: dict[str, Any] = {"stage": k, "needs": needs, "what": what,
                                "conditions": conditions, "deadline": deadline,
                                "expires_after": None, "seconds_left": None, "until": None}
+    if rule.absent:
+        min_alarm_lifetime = 0  # an absence stage completes at its deadline
     if deadline is not None:
         expires = deadline + min_alarm_lifetime * 60
         left = expires - now
@@ -364,10 +372,17 @@ def _ended(b: dict[str, Any], stages: list[dict[str, Any]]) -> dict[str, Any]:
         last = stages[-1]
         text = (f"finished at {utc(ended)}: its last stage, {last['stage']}, took "
                 f"{last['progress']} events")
+        if last["rule"].get("absent"):
+            text = (f"finished at {utc(ended)}: no event came to its last stage, "
+                    f"{last['stage']}, an absence stage, by its deadline {utc(last['deadline'])}")
         return {"state": FINISHED, "time": ended, "stage": last["stage"], "text": text}
     k = b["current_stage"]
     stage = stages[k - 1]
     deadline = stage["deadline"]
+    if stage["status"] == CANCELLED:
+        text = (f"ended at {utc(ended)}: an event matching absence stage {k} came at "
+                f"{utc(stage['end_time'])}, before its deadline {utc(deadline)}")
+        return {"state": "expired", "time": ended, "stage": k, "text": text}
     by = f" by its deadline {utc(deadline)}" if deadline is not None else ""
     text = (f"expired at {utc(ended)}: stage {k} did not get its "
             f"{plural(stage['occurrence'], 'event')}{by} ({stage['progress']} taken)")

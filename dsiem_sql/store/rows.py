@@ -31,10 +31,17 @@ def definition_sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+_EXTENSION_DEFAULTS = {"absent": False}  # rule keys of the extensions (docs/extensions.md)
+
+
 @lru_cache(maxsize=65536)
 def rule_json(rule: Rule) -> str:
     """The rule's text fields as JSON (memoised: backlogs share their rule objects)."""
-    return to_json_line(dict(zip(_RULE_KEYS, _rule_values(rule), strict=True)))  # tuples -> arrays
+    obj = dict(zip(_RULE_KEYS, _rule_values(rule), strict=True))  # tuples -> arrays
+    for key, default in _EXTENSION_DEFAULTS.items():
+        if obj[key] == default:
+            del obj[key]  # the row of a Dsiem rule stays as it was before the extensions
+    return to_json_line(obj)
 
 
 @lru_cache(maxsize=65536)
@@ -43,7 +50,8 @@ def rule_from_json(text: str) -> Rule:
     obj = orjson.loads(text)
     kwargs = {}
     for name in RULE_FIELDS:
-        value = obj["from" if name == "from_" else name]
+        key = "from" if name == "from_" else name
+        value = obj.get(key, _EXTENSION_DEFAULTS[key]) if key in _EXTENSION_DEFAULTS else obj[key]
         kwargs[name] = tuple(value) if isinstance(value, list) else value
     return Rule(**kwargs)
 
@@ -166,7 +174,9 @@ def backlog_from_rows(
             rule=rule_from_json(s["rule"]),
             resolved=bool(s["resolved"]),
             event_ids=dict.fromkeys(events.get(s["stage"], ())),
-            sticky=dict.fromkeys(orjson.loads(s["sticky"])),
+            # several sticky-different fields keep tuples, stored as arrays
+            sticky=dict.fromkeys(tuple(v) if isinstance(v, list) else v
+                                 for v in orjson.loads(s["sticky"])),
             start_time=s["start_time"],
             end_time=s["end_time"],
             status=s["status"],
