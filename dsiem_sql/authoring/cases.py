@@ -124,6 +124,9 @@ class AlarmExpect(BaseModel):
     stage: int | None = None  # the last stage reached (the current one)
     status: str | None = None  # the alarm's status, e.g. Open
     state: Literal["live", "finished", "expired"] | None = None
+    # the status of the last stage reached: finished, timeout, cancelled (an absence stage
+    # that a matching event ended), or "" while it waits
+    stage_status: str | None = None
     src_ips: list[str] | None = None
     dst_ips: list[str] | None = None
     ended: Time | None = None  # when it finished or expired

@@ -159,6 +159,7 @@ GETTERS: dict[str, Callable[[Backlog], Any]] = {
     "stage": lambda b: b.current_stage,
     "status": lambda b: b.status,
     "state": lambda b: b.state,
+    "stage_status": lambda b: b.current.status,
     "src_ips": lambda b: list(b.src_ips),
     "dst_ips": lambda b: list(b.dst_ips),
 }

@@ -37,12 +37,13 @@ from dsiem_sql.authoring.cases import (
 )
 from dsiem_sql.authoring.runner import Actual, run
 from dsiem_sql.config.assets import Assets
+from dsiem_sql.config.extensions import PLUGIN_TYPES, sticky_fields
 from dsiem_sql.config.loader import Config
 from dsiem_sql.config.models import DirectiveConfig, RuleConfig
 from dsiem_sql.config.netparse import canonical_ip, list_items, try_parse_cidr
 from dsiem_sql.engine import Backlog, EngineOptions
 from dsiem_sql.engine.matching import compile_address, compile_custom_data, compile_terms
-from dsiem_sql.engine.rules import REFERENCE_TARGETS, reference_of
+from dsiem_sql.engine.rules import REFERENCE_TARGETS, reference_of, reference_source
 from dsiem_sql.runtime.settings import EngineSettings
 
 EXTERNAL = ("203.0.113.0/24", "198.51.100.0/24", "192.0.2.0/24", "100.64.0.0/10")
@@ -80,7 +81,7 @@ class StageEvents:
     stage: int
     shared: dict[str, Any]
     varying: dict[str, list[Any]] = field(default_factory=dict)  # field -> a value an event
-    count: int = 1
+    count: int = 1  # 0 for an absence stage: the case lets its timeout pass instead
 
     def events(self) -> list[dict[str, Any]]:
         return [{**self.shared, **{k: v[i] for k, v in self.varying.items()}}
@@ -95,6 +96,10 @@ def walk(directive: DirectiveConfig, assets: Assets, options: EngineOptions
     firsts: list[dict[str, Any]] = []
     stages = []
     for rule in rules:
+        if rule.absent:  # no reference can point at it: validation made sure
+            stages.append(StageEvents(rule.stage, {}, count=0))
+            firsts.append({})
+            continue
         stage = _stage(rule, rules, firsts, assets, options)
         stages.append(stage)
         firsts.append(stage.events()[0])
@@ -104,7 +109,7 @@ def walk(directive: DirectiveConfig, assets: Assets, options: EngineOptions
 def _stage(rule: RuleConfig, rules: list[RuleConfig], firsts: list[dict[str, Any]],
            assets: Assets, options: EngineOptions) -> StageEvents:
     n = max(1, rule.occurrence)
-    sticky = STICKY_FIELD.get(rule.sticky_different)
+    sticky = STICKY_FIELD.get(_varied(rule))
     distinct = sticky[1] if sticky else None
     out = StageEvents(rule.stage, {}, count=n)
 
@@ -118,7 +123,7 @@ def _stage(rule: RuleConfig, rules: list[RuleConfig], firsts: list[dict[str, Any
         else:
             out.shared[event_field] = found[0]
 
-    if rule.type == "PluginRule":  # validation made sure of a plugin id and SIDs
+    if rule.type in PLUGIN_TYPES:  # validation made sure of a plugin id and SIDs
         out.shared["plugin_id"] = rule.plugin_id
         put("plugin_sid", lambda k: list(dict.fromkeys(rule.plugin_sid))[:k])
     else:
@@ -156,29 +161,42 @@ class _Value:
     reference: str  # for messages: "stage 1's source"
 
 
+def _varied(rule: RuleConfig) -> str:
+    """The sticky-different field whose values the events vary: of several, the first that
+    the rule does not pin to a reference (a new value of one field is a new combination)."""
+    fields = sticky_fields(rule.sticky_different)
+    for name in fields:
+        attr = STICKY_FIELD.get(name, ("", ""))[0]
+        if attr and (attr == "plugin_sid" or reference_of(attr, getattr(rule, attr)) is None):
+            return name
+    return fields[0] if fields else ""
+
+
 def _resolve(rule: RuleConfig, attr: str, rules: list[RuleConfig],
              firsts: list[dict[str, Any]], options: EngineOptions) -> str | _Value:
     """The text a field must match, or, for a reference, the value it stands for: the first
-    event's value (`value` mode), or the referenced rule's own text (`rule` mode, Go's)."""
-    text = getattr(rule, attr)
+    event's value (`value` mode), or the referenced rule's own text (`rule` mode, Go's). A
+    reference `:N.field` reads another field of stage N."""
+    text, source = getattr(rule, attr), attr
     for _ in rules:
-        n = reference_of(attr, text)
+        n = reference_of(source, text)
         if n is None:
             return text
         if not 1 <= n < rule.stage or n > len(firsts):
             raise Unreachable(rule.stage, f"{NAMES[attr]} {text} refers to stage {n}, which "
                                           f"does not come before it")
+        source = reference_source(source, text)
         if options.reference_mode == "value":
-            target = REFERENCE_TARGETS[attr]
+            target = REFERENCE_TARGETS[source]
             first = firsts[n - 1]
             return _Value(first[target] if target in first else UNSET[target],
                           f"stage {n}'s {SOURCE_NAMES.get(target, target)}")
-        text = getattr(next(r for r in rules if r.stage == n), attr)
+        text = getattr(next(r for r in rules if r.stage == n), source)
     raise Unreachable(rule.stage, f"{NAMES[attr]} refers in a circle")
 
 
 def _too_few(rule: RuleConfig, event_field: str, wanted: int, found: int) -> str:
-    attr = STICKY_FIELD[rule.sticky_different][0]
+    attr = STICKY_FIELD[_varied(rule)][0]
     spec = getattr(rule, attr)
     shown = f"plugin_sid {list(rule.plugin_sid)}" if attr == "plugin_sid" else \
         f"{NAMES[attr]} {spec}"
@@ -336,6 +354,10 @@ def _entries(directive: DirectiveConfig, stages: list[StageEvents]) -> list[dict
     now = 0
     for n, stage in enumerate(stages):
         rule = rules[stage.stage]
+        if rule.absent:  # a clock step past its deadline, so that it completes
+            now += rule.timeout + 1
+            entries.append({"at": f"+{now}s"})
+            continue
         within = rule.timeout >= (stage.count if n else stage.count - 1)
         step = 1 if within else 0
         if n:
@@ -356,9 +378,10 @@ def _entries(directive: DirectiveConfig, stages: list[StageEvents]) -> list[dict
 
 def _shared(entries: list[dict[str, Any]]) -> dict[str, Any]:
     """The event fields that every entry has with the same value."""
-    first = entries[0]
+    events = [e for e in entries if e.keys() != {"at"}]  # not the clock steps
+    first = events[0]
     return {k: v for k, v in first.items() if k not in ("at", "id", "repeat", "every")
-            and all(e.get(k, _MISSING) == v for e in entries)}
+            and all(e.get(k, _MISSING) == v for e in events)}
 
 
 _MISSING = object()
@@ -389,6 +412,8 @@ def _expectations(actual: Actual, start: int) -> dict[str, Any]:
         if alarm:
             out.update(title=b.title, risk=b.risk, risk_class=b.risk_class, status=b.status)
         out.update(stage=b.current_stage, state=b.state)
+        if any(s.rule.absent for s in b.stages):
+            out["stage_status"] = b.current.status
         if b.ended_time is not None:
             out["ended"] = f"+{b.ended_time - start}s"
         if alarm:

@@ -19,6 +19,7 @@ def validate(
     """Load and validate a config directory; print what it holds, and what its directives
     cannot do (warnings)."""
     from dsiem_sql.authoring.warnings import findings
+    from dsiem_sql.config.extensions import directive_extensions
 
     config = load(configs)
     for f in config.files:
@@ -29,6 +30,9 @@ def validate(
             typer.echo(f"{f.path}: {f.assets} assets")
         else:
             typer.echo(f"{f.path}: {f.sources} {f.kind} sources")
+    for d in config.directives:
+        if names := directive_extensions(d):
+            typer.echo(f"directive {d.id}: extensions: {', '.join(names)}")
     typer.echo(
         f"valid: {len(config.directives)} directives, "
         f"{sum(len(d.rules) for d in config.directives)} rules, {len(config.assets)} assets"
