@@ -152,6 +152,7 @@ class Engine:
         self.backlogs: dict[str, Backlog] = {}
         self.stats = Stats()
         self._deadlines: list[tuple[int, int, int, Backlog]] = []
+        self._absences: list[tuple[int, int, Backlog]] = []  # (deadline, seq, backlog)
         self._pushes = count()
         self.next_seq = 1
         self._match_args = (self.options.match_protocol, self.options.taxonomy_custom_data)
@@ -230,6 +231,17 @@ class Engine:
         if new:
             self._update_alarm(b, changes)
         return changes
+
+    def next_absence(self) -> int | None:
+        """The earliest deadline of an absence stage that waits: the engine clock's time after
+        which `expire` completes it (the shell's sweep on the wall clock wakes up for it)."""
+        heap = self._absences
+        while heap:
+            deadline, _, b = heap[0]
+            if b.state == LIVE and b.current.rule.absent and b.deadline == deadline:
+                return deadline
+            heapq.heappop(heap)
+        return None
 
     def directive(self, directive_id: int) -> Directive | None:
         return self._by_id.get(directive_id)
@@ -551,6 +563,8 @@ class Engine:
 
     def _watch_deadline(self, b: Backlog) -> None:
         heapq.heappush(self._deadlines, (self._due(b), b.seq, next(self._pushes), b))
+        if b.current.rule.absent:
+            heapq.heappush(self._absences, (b.deadline, b.seq, b))
 
     def _close(self, b: Backlog, state: str, ch: Changes) -> None:
         b.state = state

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -99,6 +100,7 @@ class Worker:
         next_expiry, next_prune = now + timing.expiry_interval, now + PRUNE_INTERVAL
         while True:
             now = self.turned = self.monotonic()
+            next_expiry = min(next_expiry, self._absence_due(now))
             # at least once a second: rate-limited warnings, health
             await intake.wait(min(next_expiry - now, correlator.seconds_to_due(1.0)))
             started = time.perf_counter()
@@ -126,6 +128,14 @@ class Worker:
                 next_prune = now + PRUNE_INTERVAL
             self.invalid_log.flush()
             await asyncio.sleep(0)  # let the intake's source hand over more events
+
+    def _absence_due(self, now: float) -> float:
+        """When (on the monotonic clock) the wall-clock sweep is due for the next absence
+        stage, which completes in the second after its deadline, not at the next 10 s tick
+        (docs/extensions.md, "Absence stages"); infinity when none waits."""
+        engine = self.correlator.engine
+        deadline = engine.next_absence() if self._clock is None else None
+        return now + max(0, deadline + 1 - engine.clock()) if deadline is not None else math.inf
 
     def _correlate(self, items: list[Item]) -> None:
         """Decode and correlate each event, in order: the loop that every event goes through,
