@@ -178,8 +178,9 @@ def _check_cross_reference(attr: str, value: str, stage: int, rules: list[RuleCo
     if n >= stage:
         raise ParseError(f"{value} is not a valid reference: it must point to an earlier stage")
     if KIND[source] != KIND[attr]:
-        raise ParseError(f"{value} is not a valid reference: {KEY[source]} is a "
-                         f"{KIND[source]} field, {KEY[attr]} a {KIND[attr]} field")
+        raise ParseError(f"{value} is not a valid reference: it joins {KEY[attr]} "
+                         f"({KIND[attr]}) to {KEY[source]} ({KIND[source]}), fields of "
+                         f"different kinds")
 
 
 def _check_references_to_absence(rules: list[RuleConfig]) -> None:
