@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -375,3 +376,30 @@ cases:
     (tmp_path / "bad.yaml").write_text(text.replace("src: 10.0.0.1, until", "src: ten, until"))
     with pytest.raises(CaseError, match="suppressions"):
         load_cases(tmp_path / "bad.yaml")
+
+
+EXTENDED = EXAMPLES / "extensions" / "configs"
+
+
+@pytest.mark.parametrize(("directive_id", "change"), [
+    (9001, {"timeout": 900}),  # the absence stage waits longer
+    (9002, {"sticky_different": "DST_PORT"}),  # the starter varies the sources, not ports
+    (9003, {"from": ":1.from"}),  # the attacker, not the victim
+])
+def test_a_starter_case_walks_an_extended_directive_and_fails_once_it_changes(
+        tmp_path, directive_id, change):
+    configs = tmp_path / "configs"
+    shutil.copytree(EXTENDED, configs)
+    config = load_config(configs)
+    d = next(d for d in config.directives if d.id == directive_id)
+    text = starter_case(d, config, EngineSettings(), "configs")
+    (tmp_path / "case.yaml").write_text(text)
+    [outcome] = run_cases(load_cases(tmp_path / "case.yaml"))
+    assert outcome.passed, (text, outcome.failures, outcome.error)
+    path = next(configs.glob("directives_*.json"))
+    doc = json.loads(path.read_text())
+    rules = next(x for x in doc["directives"] if x["id"] == directive_id)["rules"]
+    rules[1].update(change)
+    path.write_text(json.dumps(doc))
+    [outcome] = run_cases(load_cases(tmp_path / "case.yaml"))
+    assert not outcome.passed, text
