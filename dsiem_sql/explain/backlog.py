@@ -331,8 +331,8 @@ def _waiting(stored: StoredBacklog, definition: DirectiveConfig, rules: list[Rul
     if rule.absent:
         needs = 0
         what = (f"stage {k} ({quoted(rule.name)}), an absence stage: no event that matches "
-                f"{stage['match_text']}; one that comes by the deadline ends the backlog, "
-                "and at the deadline the stage is complete")
+                f"{stage['match_text']}; one that comes by the deadline ends the backlog; "
+                "once the deadline has passed, the stage is complete")
     conditions = []
     if rule.sticky_different:
         seen = ", ".join(str(v) for v in stage["sticky"])
