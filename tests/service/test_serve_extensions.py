@@ -13,7 +13,7 @@ from pathlib import Path
 from kit import EXAMPLES, event, ok, replay
 from servekit import publish
 
-ABSENCE_TIMEOUT = 10  # s: long enough to kill serve and start it again within it
+ABSENCE_TIMEOUT = 8  # s: long enough to kill serve and start it again within it
 
 
 def extension_configs(tmp_path: Path, absence_timeout: int) -> Path:

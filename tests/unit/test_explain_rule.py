@@ -141,7 +141,7 @@ def test_custom_data_explanation_agrees_with_compile_custom_data(value, text):
     assert (custom_data_refusal(value, text) is None) is (cond is None or cond(text))
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(rules, events, st.booleans(), st.booleans())
 def test_explain_agrees_with_the_engine(rule, event, match_protocol, taxonomy_custom_data):
     got = explain_rule(rule, event, ASSETS, match_protocol, taxonomy_custom_data)
