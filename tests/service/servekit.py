@@ -21,10 +21,10 @@ from natskit import NatsServer, free_port, listening, nats_server_binary  # noqa
 from dsiem_sql.store.database import connect_read_only
 
 
-def http_status(url: str) -> int | None:
-    """The HTTP status of a GET, or None if nothing answers."""
+def http_status(url: str, timeout: float = 2) -> int | None:
+    """The HTTP status of a GET, or None if nothing answers within `timeout` seconds."""
     try:
-        with urllib.request.urlopen(url, timeout=2) as r:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
             return r.status
     except urllib.error.HTTPError as exc:
         return exc.code

@@ -116,17 +116,6 @@ class SlowHeaders:
             await asyncio.sleep(self.pause)
 
 
-def healthz_answers(url: str) -> int | None:
-    """The status of GET /healthz within 3 s, or None."""
-    try:
-        with urllib.request.urlopen(url, timeout=3) as r:
-            return r.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return None
-
-
 def test_a_slow_header_flood_takes_no_descriptors_and_does_not_stop_correlation(
         serve, nats_server, many_sockets):
     node = serve().start(preexec_fn=limit_open_files)
@@ -149,7 +138,7 @@ def test_a_slow_header_flood_takes_no_descriptors_and_does_not_stop_correlation(
 
     def ask_health() -> None:  # /healthz, every 0.5 s
         while not sampling.wait(0.5):
-            answers.append(healthz_answers(node.url("/healthz")))
+            answers.append(http_status(node.url("/healthz"), timeout=3))
 
     samplers = [threading.Thread(target=count_files, daemon=True),
                 threading.Thread(target=ask_health, daemon=True)]
