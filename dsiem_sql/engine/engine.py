@@ -205,10 +205,7 @@ class Engine:
         while heap and heap[0][0] < now:
             due, _, _, b = heapq.heappop(heap)
             if b.state == LIVE and self._due(b) == due:
-                if b.current.rule.absent:
-                    self._complete_absence(b, changes)
-                else:
-                    self._expire(b, changes)
+                self._past_due(b, changes)
         return changes
 
     def enrich(
@@ -388,6 +385,8 @@ class Engine:
             log.warning("discarded out of order event %s in backlog %s", shown(e.event_id), b.id)
             return True
         if cur.rule.absent:
+            if e.ts > b.deadline:  # after the window (a clock ahead of the engine's)
+                return False
             self._break_absence(b, cur, e, ch)
             return True
         self._record_sticky(cur, e)
@@ -424,10 +423,7 @@ class Engine:
         self._record_sticky(stages[0], e)
         self._accept(b, stages[0], e, ch)
         while b.state == LIVE and self._due(b) < self.clock():
-            if b.current.rule.absent:
-                self._complete_absence(b, ch)
-            else:
-                self._expire(b, ch)
+            self._past_due(b, ch)
         return b
 
     def _accept(self, b: Backlog, cur: Stage, e: Event, ch: Changes) -> None:
@@ -492,6 +488,14 @@ class Engine:
             b.dst_sockets[_socket(e.dst_ip, e.dst_port)] = None
         b.update_time = self.clock()
         ch.touch(b)
+
+    def _past_due(self, b: Backlog, ch: Changes) -> None:
+        """The clock passed the due time of `b`'s current stage: an absence stage completes,
+        any other expires."""
+        if b.current.rule.absent:
+            self._complete_absence(b, ch)
+        else:
+            self._expire(b, ch)
 
     def _complete_absence(self, b: Backlog, ch: Changes) -> None:
         """No matching event came to the absence stage by its deadline: the stage is

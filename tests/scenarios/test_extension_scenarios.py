@@ -170,3 +170,17 @@ def test_rule_mode_copies_the_other_field_of_the_referenced_rule():
         ])], reference_mode="rule")
         h.feed(event("attack", T0, OUTSIDE, HOME))
         assert only(h).stages[1].rule.from_ == expected
+
+
+def test_an_event_stamped_after_the_deadline_does_not_end_the_backlog():
+    # serve: an event from a sensor whose clock runs ahead of the engine's
+    now = [T0]
+    h = absence()
+    h.engine.clock = lambda: now[0]
+    h.engine.process(event("login", T0, OUTSIDE, HOME), into=h.changes)
+    now[0] = T0 + 30
+    h.engine.process(event("access", T0 + 90, OUTSIDE, HOME, plugin_sid=2), into=h.changes)
+    assert only(h).state == LIVE
+    now[0] = T0 + 61
+    h.engine.expire(into=h.changes)
+    assert (only(h).state, only(h).current.status) == (FINISHED, "finished")
