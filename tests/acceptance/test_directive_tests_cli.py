@@ -45,3 +45,17 @@ def test_a_missing_path_is_an_error():
     result = cli("test", "no/such/cases.yaml")
     assert result.returncode == 1
     assert result.stderr.strip() == "error: no/such/cases.yaml: no such file or directory"
+
+
+def test_the_extension_examples_pass_and_validate_names_their_extensions():
+    result = cli("test", EXAMPLES / "extensions" / "tests")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1] == "13 cases: 13 passed"
+    validated = cli("validate", "--configs", EXAMPLES / "extensions" / "configs")
+    assert validated.returncode == 0, validated.stderr
+    lines = validated.stdout.splitlines()
+    assert "directive 9001: extensions: absence" in lines
+    assert "directive 9002: extensions: sticky-different on 2 fields" in lines
+    assert "directive 9003: extensions: reference from = stage 1's to" in lines
+    plain = cli("validate", "--configs", CONFIGS)
+    assert "extensions" not in plain.stdout
