@@ -173,8 +173,9 @@ class Engine:
             log.debug("src_ip %s is whitelisted, skipping event", e.src_ip)
             return changes
         matched = False
+        suppressed = bool(self.suppressions) and self.suppressions.could_hold(e.src_ip, e.dst_ip)
         for d in self.index.lookup(e):
-            if self.suppressions and self._suppressed(d, e, changes):
+            if suppressed and self._suppressed(d, e, changes):
                 continue
             matched = self._dispatch(d, e, changes) or matched
         if matched:

@@ -97,6 +97,9 @@ class Suppressions:
     def __init__(self, items: list[Suppression] | None = None):
         self._items: dict[int, Suppression] = {}
         self._buckets: dict[int | None, _Bucket] = {}
+        # every suppression, whatever its directive: one lookup an event tells whether any
+        # could hold it, before a lookup for each directive the event reaches
+        self._all = _Bucket()
         for s in items or ():
             self.add(s)
 
@@ -114,6 +117,7 @@ class Suppressions:
             self.remove(s.id)
         self._items[s.id] = s
         self._buckets.setdefault(s.directive_id, _Bucket()).add(s)
+        self._all.add(s)
 
     def remove(self, suppression_id: int) -> bool:
         """Drop a suppression; False if there was none with that id."""
@@ -133,8 +137,15 @@ class Suppressions:
 
     def _rebuild(self) -> None:
         self._buckets = {}
+        self._all = _Bucket()
         for s in self._items.values():
             self._buckets.setdefault(s.directive_id, _Bucket()).add(s)
+            self._all.add(s)
+
+    def could_hold(self, src_ip: str, dst_ip: str) -> bool:
+        """Whether any suppression's addresses could hold an event from `src_ip` to
+        `dst_ip`, for some directive (without addresses, any could)."""
+        return bool(self._all.candidates(src_ip, dst_ip))
 
     def suppressing(self, directive_id: int, src_ip: str, dst_ip: str,
                     custom_data: tuple[str, str, str], now: int) -> Suppression | None:

@@ -116,3 +116,24 @@ def test_the_index_finds_what_a_scan_finds(items, d, src, dst, cd, now):
                if s.directive_id in (d, None) and s.active(now)
                and s.covers(src, dst, (cd, "", ""))]
     assert found == (scanned[0] if scanned else None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(suppression, max_size=30, unique_by=lambda s: s.id),
+       st.sampled_from(ADDRESSES), st.sampled_from(ADDRESSES), st.sampled_from([T0, T0 + 10]))
+def test_the_event_wide_check_passes_every_event_a_suppression_could_hold(items, src, dst,
+                                                                          now):
+    # the engine asks it once an event, before a lookup for each directive
+    suppressions = Suppressions(items)
+    suppressions.expire(now)  # rebuilds the index without the expired ones
+    could = any(s.covers(src, dst, ("x", "x", "x")) for s in items if s.active(now))
+    assert suppressions.could_hold(src, dst) or not could
+
+
+def test_the_event_wide_check_passes_over_an_event_no_suppression_is_near():
+    s = Suppressions([Suppression(1, 5, src=net("192.0.2.0/24")),
+                      Suppression(2, None, dst=net("10.9.0.0/16"))])
+    assert not s.could_hold("198.51.100.1", HOME)
+    assert s.could_hold("192.0.2.1", HOME) and s.could_hold("198.51.100.1", "10.9.1.1")
+    s.add(Suppression(3, 5, custom_data="x"))  # no address: any event could be held
+    assert s.could_hold("198.51.100.1", HOME)
