@@ -69,6 +69,7 @@ class SlowHeaders:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._tasks: list[asyncio.Task] = []
+        self._stopping = False
 
     def __enter__(self) -> SlowHeaders:
         self._thread.start()
@@ -86,12 +87,15 @@ class SlowHeaders:
         self._tasks = [asyncio.create_task(self._one()) for _ in range(self.count)]
 
     async def _stop(self) -> None:
+        # the flag too: Python 3.11's wait_for can swallow a cancellation that comes as the
+        # read it waits for completes, and the task would go on
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _one(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
             except OSError:
@@ -101,7 +105,7 @@ class SlowHeaders:
             try:
                 writer.write(b"GET /metrics HTTP/1.1\r\n")
                 line = 0
-                while True:
+                while not self._stopping:
                     try:
                         if not await asyncio.wait_for(reader.read(4096), self.every):
                             break  # closed by the server
