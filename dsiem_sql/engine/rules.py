@@ -65,6 +65,8 @@ def sticky_key(value: str) -> Callable[[Event], Any] | None:
         return None
     if any(f not in STICKY_ATTRIBUTES for f in fields):
         return _no_value
+    if len(fields) == 1:
+        return STICKY_VALUE[fields[0]]
     return attrgetter(*(STICKY_ATTRIBUTES[f] for f in fields))
 
 
