@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from kit import EXAMPLES, T0, iso
 from test_store_state import engine_state, new_ids
 
@@ -77,5 +79,49 @@ def test_resumed_extended_backlogs_equal_the_engine_and_go_on_alike(tmp_path):
             outputs.append((changes.links, changes.alarms))
         assert outputs[0] == outputs[1]
         assert any('"absent":true' in line for line in outputs[0][1])
+
+    asyncio.run(scenario())
+
+
+extended_event = st.tuples(
+    st.sampled_from([3001, 3002, 3003, 3004, 3005]),
+    st.sampled_from(["203.0.113.7", "198.51.100.1", "198.51.100.2", "192.168.10.5",
+                     "10.8.0.5"]),
+    st.sampled_from(["10.0.0.1", "10.0.0.20", "192.168.0.3", "192.168.10.5",
+                     "198.51.100.9"]),
+    st.sampled_from([22, 445, 1000]),
+    st.sampled_from(["alice", "bob"]),
+    st.integers(0, 400),  # seconds after the previous event: absence windows pass
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(extended_event, min_size=1, max_size=30))
+def test_random_extended_backlogs_resume_as_they_were(tmp_path_factory, specs):
+    config = load_config(CONFIGS)
+    work = tmp_path_factory.mktemp("ext")
+    db = work / "state.db"
+    upgrade(db)
+
+    async def scenario():
+        clock = EventClock(T0)
+        engine = Engine(config, clock=clock, new_id=new_ids("a"))
+        store = Store(db, work / "out")
+        await store.open()
+        correlator = Correlator(engine, store, clock=clock)
+        try:
+            ts = T0
+            for i, (plugin, src, dst, port, user, gap) in enumerate(specs):
+                ts += gap
+                correlator.feed(event(f"e{i}", ts, src, dst, plugin, plugin_sid=1,
+                                      dst_port=port, custom_data1=user))
+                await correlator.commit(("input", i + 1, 0))
+                reloaded = Engine(config, clock=EventClock(clock.now), new_id=new_ids("b"))
+                resumed = await store.resume(reloaded.directive, "input")
+                reloaded.resume(resumed.backlogs, resumed.next_seq)
+                assert engine_state(reloaded) == engine_state(engine)
+                assert reloaded.next_absence() == engine.next_absence()
+        finally:
+            await store.close()
 
     asyncio.run(scenario())
