@@ -47,14 +47,11 @@ def sql_command(
     ] = defaults.QUERY_TIMEOUT,
 ) -> None:
     """Run a read-only query (the database is opened with mode=ro)."""
-    from dsiem_sql.cli.tables import print_rows
-    from dsiem_sql.store.query import format_rows, read_query
+    from dsiem_sql.cli.tables import echo_rows
+    from dsiem_sql.store.query import read_query
 
     try:
         columns, rows = read_query(db, query, timeout=timeout)
     except StoreError as exc:
         raise fail(str(exc)) from None
-    if format is OutputFormat.table:
-        print_rows(columns, rows)
-    else:
-        typer.echo(format_rows(columns, rows, format.value), nl=False)
+    echo_rows(columns, rows, format.value)

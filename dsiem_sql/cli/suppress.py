@@ -62,18 +62,14 @@ def suppress_list(
     format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
 ) -> None:
     """Every suppression: its scope, reason, state, hits and time left."""
-    from dsiem_sql.cli.tables import print_rows
+    from dsiem_sql.cli.tables import echo_rows
     from dsiem_sql.runtime.suppress import listing
-    from dsiem_sql.store.query import format_rows
 
     try:
         columns, rows = listing(db)
     except StoreError as exc:
         raise fail(str(exc)) from None
-    if format is OutputFormat.table:
-        print_rows(columns, rows)
-    else:
-        typer.echo(format_rows(columns, rows, format.value), nl=False)
+    echo_rows(columns, rows, format.value)
 
 
 @suppress_app.command("remove")

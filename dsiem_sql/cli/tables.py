@@ -79,3 +79,13 @@ def print_rows(columns: list[str], rows: list[tuple[Any, ...]]) -> None:
         add_row(table, *row)
     print_table(table)
     print(f"({len(rows)} row{'' if len(rows) == 1 else 's'})")
+
+
+def echo_rows(columns: list[str], rows: list[tuple[Any, ...]], format: str) -> None:
+    """A query's rows as `print_rows` shows them (`table`), or as JSON or CSV."""
+    from dsiem_sql.store.query import format_rows
+
+    if format == "table":
+        print_rows(columns, rows)
+    else:
+        print(format_rows(columns, rows, format), end="")
