@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -141,11 +140,4 @@ def requested(driver: Any) -> list[str]:
 
 def wait_for(what: str, check: Any, timeout: float) -> Any:
     """wait_until for the browser tests, looking less often."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.2)
+    return wait_until(what, check, timeout, every=0.2)

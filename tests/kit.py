@@ -72,9 +72,10 @@ T = TypeVar("T")
 
 
 def wait_until(what: str | Callable[[], str], check: Callable[[], T],
-               timeout: float = WAIT) -> T:
-    """Call `check` until it returns something true, and return that. After `timeout` seconds
-    the test fails with `what` (a callable builds the message then, with what it saw)."""
+               timeout: float = WAIT, every: float = 0.05) -> T:
+    """Call `check` every `every` seconds until it returns something true, and return that.
+    After `timeout` seconds the test fails with `what` (a callable builds the message then,
+    with what it saw)."""
     deadline = time.monotonic() + timeout
     while True:
         got = check()
@@ -83,7 +84,7 @@ def wait_until(what: str | Callable[[], str], check: Callable[[], T],
         if time.monotonic() >= deadline:
             message = what if isinstance(what, str) else what()
             raise AssertionError(f"timed out waiting for {message}")
-        time.sleep(0.05)
+        time.sleep(every)
 
 
 # -- rules, directives and events ---------------------------------------------------------

@@ -75,3 +75,19 @@ def integrity(db: Path) -> str:
         return con.execute("PRAGMA integrity_check").fetchone()[0]
     finally:
         con.close()
+
+
+def migrate(db: Path, revision: str, downgrade: bool = False) -> None:
+    """Run alembic on `db` up (or down) to `revision`, as an older (or newer) dsiem-sql did."""
+    from alembic import command
+
+    from dsiem_sql.store.database import alembic_config, sync_engine
+
+    engine = sync_engine(db)
+    try:
+        with engine.begin() as connection:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = connection
+            (command.downgrade if downgrade else command.upgrade)(cfg, revision)
+    finally:
+        engine.dispose()

@@ -9,13 +9,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from dbcompare import migrate
 from kit import T0, cli, directive, event, ok, replay, rule
 
 from dsiem_sql.store.database import (
     HEAD_REVISION,
-    alembic_config,
     current_revision,
-    sync_engine,
 )
 
 
@@ -173,8 +172,6 @@ def test_a_pruned_backlog_is_named_by_the_output_files(tmp_path):
 def test_links_of_a_database_older_than_revision_0004_are_not_recorded(replayed, tmp_path):
     """A 0003 database (made here by downgrading a copy) is read as it is, and after the
     upgrade its old rows have NULL details: "not recorded" either way."""
-    from alembic import command
-
     source, configs, ids = replayed
     db = tmp_path / "old.db"
     con = sqlite3.connect(source)
@@ -182,14 +179,7 @@ def test_links_of_a_database_older_than_revision_0004_are_not_recorded(replayed,
         con.execute("VACUUM INTO ?", (str(db),))
     finally:
         con.close()
-    engine = sync_engine(db)
-    try:
-        with engine.begin() as connection:
-            cfg = alembic_config()
-            cfg.attributes["connection"] = connection
-            command.downgrade(cfg, "0003")
-    finally:
-        engine.dispose()
+    migrate(db, "0003", downgrade=True)
     assert current_revision(db) == "0003"
     for step in ("as it is", "upgraded"):
         if step == "upgraded":

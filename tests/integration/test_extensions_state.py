@@ -39,27 +39,37 @@ EVENTS = [
 ]
 
 
+async def feed_and_resume(config, db, out, events) -> tuple[Engine, Engine]:
+    """Each event through an engine that commits to `db`, and after each commit the state
+    resumed into a new engine, which must equal the first; (the engine, the last resumed)."""
+    clock = EventClock(T0)
+    engine = Engine(config, clock=clock, new_id=new_ids("a"))
+    store = Store(db, out)
+    await store.open()
+    correlator = Correlator(engine, store, clock=clock)
+    reloaded = engine
+    try:
+        for i, e in enumerate(events):
+            correlator.feed(e)
+            await correlator.commit(("input", i + 1, 0))
+            reloaded = Engine(config, clock=EventClock(clock.now), new_id=new_ids("b"))
+            resumed = await store.resume(reloaded.directive, "input")
+            reloaded.resume(resumed.backlogs, resumed.next_seq)
+            assert engine_state(reloaded) == engine_state(engine)
+            assert reloaded.next_absence() == engine.next_absence()
+    finally:
+        await store.close()
+    return engine, reloaded
+
+
 def test_resumed_extended_backlogs_equal_the_engine_and_go_on_alike(tmp_path):
     config = load_config(CONFIGS)
     db = tmp_path / "state.db"
     upgrade(db)
 
     async def scenario():
-        clock = EventClock(T0)
-        engine = Engine(config, clock=clock, new_id=new_ids("a"))
-        store = Store(db, tmp_path / "out")
-        await store.open()
-        correlator = Correlator(engine, store, clock=clock)
-        try:
-            for i, e in enumerate(EVENTS):
-                correlator.feed(e)
-                await correlator.commit(("input", i + 1, 0))
-                reloaded = Engine(config, clock=EventClock(clock.now), new_id=new_ids("b"))
-                resumed = await store.resume(reloaded.directive, "input")
-                reloaded.resume(resumed.backlogs, resumed.next_seq)
-                assert engine_state(reloaded) == engine_state(engine)
-        finally:
-            await store.close()
+        engine, reloaded = await feed_and_resume(config, db, tmp_path / "out", EVENTS)
+        clock = engine.clock
         states = {b.definition.id: (b.current_stage, b.current.rule.absent, list(b.current.sticky))
                   for b in reloaded.backlogs.values()}
         assert states[9001] == (2, True, [])
@@ -103,25 +113,9 @@ def test_random_extended_backlogs_resume_as_they_were(tmp_path_factory, specs):
     db = work / "state.db"
     upgrade(db)
 
-    async def scenario():
-        clock = EventClock(T0)
-        engine = Engine(config, clock=clock, new_id=new_ids("a"))
-        store = Store(db, work / "out")
-        await store.open()
-        correlator = Correlator(engine, store, clock=clock)
-        try:
-            ts = T0
-            for i, (plugin, src, dst, port, user, gap) in enumerate(specs):
-                ts += gap
-                correlator.feed(event(f"e{i}", ts, src, dst, plugin, plugin_sid=1,
-                                      dst_port=port, custom_data1=user))
-                await correlator.commit(("input", i + 1, 0))
-                reloaded = Engine(config, clock=EventClock(clock.now), new_id=new_ids("b"))
-                resumed = await store.resume(reloaded.directive, "input")
-                reloaded.resume(resumed.backlogs, resumed.next_seq)
-                assert engine_state(reloaded) == engine_state(engine)
-                assert reloaded.next_absence() == engine.next_absence()
-        finally:
-            await store.close()
-
-    asyncio.run(scenario())
+    events, ts = [], T0
+    for i, (plugin, src, dst, port, user, gap) in enumerate(specs):
+        ts += gap
+        events.append(event(f"e{i}", ts, src, dst, plugin, plugin_sid=1, dst_port=port,
+                            custom_data1=user))
+    asyncio.run(feed_and_resume(config, db, work / "out", events))

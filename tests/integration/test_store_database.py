@@ -18,6 +18,7 @@ import kit
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from dbcompare import migrate
 from kit import CONFIGS, EXAMPLES, cli
 from sqlalchemy import Column, Index, Integer, MetaData, Table, exc
 
@@ -139,18 +140,7 @@ def test_db_upgrade_creates_tables_and_views_and_is_idempotent(tmp_path):
 
 def upgrade_to(db: Path, revision: str) -> None:
     """Create `db` at an older schema revision, as an older dsiem-sql left it."""
-    from alembic import command
-
-    from dsiem_sql.store.database import alembic_config
-
-    engine = sync_engine(db)
-    try:
-        with engine.begin() as connection:
-            cfg = alembic_config()
-            cfg.attributes["connection"] = connection
-            command.upgrade(cfg, revision)
-    finally:
-        engine.dispose()
+    migrate(db, revision)
 
 
 def test_a_0003_database_gets_the_event_details_of_its_links_as_nulls(tmp_path):
@@ -194,18 +184,7 @@ def test_a_0003_database_gets_the_event_details_of_its_links_as_nulls(tmp_path):
     assert {tuple(json.loads(line)) for line in lines} == {("alarm_id", "stage", "event_id")}
 
     # and back: the downgrade drops the columns and keeps the rows
-    from alembic import command
-
-    from dsiem_sql.store.database import alembic_config
-
-    engine = sync_engine(db)
-    try:
-        with engine.begin() as connection:
-            cfg = alembic_config()
-            cfg.attributes["connection"] = connection
-            command.downgrade(cfg, "0003")
-    finally:
-        engine.dispose()
+    migrate(db, "0003", downgrade=True)
     assert query(db, "SELECT count(*) FROM stage_events") == [(len(links) + 1,)]
     assert [c[1] for c in query(db, "PRAGMA table_info(stage_events)")] == [
         "id", "backlog_id", "stage", "event_id"]
